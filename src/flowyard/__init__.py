@@ -1,0 +1,2 @@
+"""Flowyard: an MLOps platform in one process."""
+__version__ = "0.1.0"
