@@ -1,0 +1,3 @@
+from flowyard.cli.main import main
+
+main()

@@ -1,0 +1,70 @@
+"""The registry of resource kinds: names, plurals, scope and spec validation.
+
+Each feature module declares its kind once (`register(Kind(...))`); the generic REST
+layer, the CLI and the UI look kinds up here by kind name, singular or plural.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowyard.errors import NotFound
+
+Manifest = dict[str, Any]
+
+
+def _identity(manifest: Manifest, old: Manifest | None) -> dict[str, Any]:
+    return manifest.get("spec") or {}
+
+
+def _as_is(manifest: Manifest) -> Manifest:
+    return manifest
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One resource kind, e.g. `Notebook` in `kubeflow.org/v1`."""
+
+    name: str
+    api_versions: tuple[str, ...]
+    """Accepted apiVersions; the first is what the server answers with."""
+    namespaced: bool = True
+    spec_from: Callable[[Manifest, Manifest | None], dict[str, Any]] = field(default=_identity)
+    """Validates a submitted manifest (and the stored one on update) and returns the spec to store.
+    Raises `flowyard.errors.Invalid` with a message that says what to fix."""
+    present: Callable[[Manifest], Manifest] = field(default=_as_is)
+    """Turns a stored manifest into what the API returns (e.g. masks secret values)."""
+    min_read_role: str = "view"
+    """The namespace role needed to read objects of this kind."""
+
+    @property
+    def plural(self) -> str:
+        return self.name.lower() + "s"
+
+    @property
+    def api_version(self) -> str:
+        return self.api_versions[0]
+
+
+_KINDS: dict[str, Kind] = {}
+
+
+def register(kind: Kind) -> Kind:
+    for word in (kind.name, kind.name.lower(), kind.plural):
+        _KINDS[word] = kind
+    return kind
+
+
+def lookup(word: str) -> Kind:
+    """The kind called `word` (kind name, lower-case singular or plural)."""
+    kind = _KINDS.get(word) or _KINDS.get(word.lower())
+    if kind is None:
+        known = ", ".join(sorted({k.plural for k in _KINDS.values()}))
+        raise NotFound(f"unknown resource type '{word}'; known types: {known}")
+    return kind
+
+
+def all_kinds() -> list[Kind]:
+    return sorted({k.name: k for k in _KINDS.values()}.values(), key=lambda k: k.name)

@@ -1,0 +1,101 @@
+"""The ASGI application: API, UI and gateway on one origin, with the controllers in its lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+from sqlalchemy import text
+
+from flowyard import __version__
+from flowyard.api import auth, errors, namespaces, resources
+from flowyard.api.json import JSON
+from flowyard.controllers import environment, job
+from flowyard.controllers.loop import Manager
+from flowyard.platform import Platform
+from flowyard.server.metrics import MetricsMiddleware, exposition
+
+log = logging.getLogger("flowyard")
+CONTROLLERS = [environment.CONTROLLER, job.CONTROLLER]
+
+
+async def start(p: Platform) -> None:
+    """Start the executor and the controllers (also used by tests that need no HTTP)."""
+    from flowyard import workloads
+    from flowyard.environments.builder import EnvironmentBuilder
+    from flowyard.executor.local import LocalExecutor
+
+    home = p.settings.home
+    p.environments = EnvironmentBuilder(home / "envs")
+    p.executor = LocalExecutor(
+        home / "workloads",
+        quota=lambda ns: workloads.quota(p, ns),
+        resolve_environment=lambda name: environment.bin_dir(p, name),
+    )
+    await p.executor.start()
+    p.controllers = Manager(p, CONTROLLERS, resync=p.settings.resync_seconds)
+    resources.LOG_SOURCES["Environment"] = environment.logs
+    await p.controllers.start()
+    p.ready = True
+
+
+async def stop(p: Platform) -> None:
+    p.ready = False
+    if p.controllers is not None:
+        await p.controllers.stop()
+    if p.executor is not None:
+        await p.executor.close(stop_workloads=not p.settings.keep_workloads)
+
+
+def create_app(p: Platform) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await start(p)
+        try:
+            yield
+        finally:
+            await stop(p)
+
+    app = FastAPI(title="Flowyard", version=__version__, lifespan=lifespan, default_response_class=JSON,
+                  docs_url="/api/docs", redoc_url=None,
+                  description="Flowyard's REST API. Authenticate with 'Authorization: Bearer <token>'.")
+    app.state.platform = p
+    errors.install(app)
+
+    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="The server is ready: store reachable, controllers running",
+             responses={503: {"description": "not ready"}})
+    def readyz() -> JSON:
+        try:
+            with p.store.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as e:
+            return errors.error_response(503, "Unavailable", f"the database is unreachable: {type(e).__name__}")
+        if not p.ready:
+            return errors.error_response(503, "Unavailable", "starting")
+        return JSON({"status": "ready"})
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=Response)
+    def metrics() -> Response:
+        body, content_type = exposition()
+        return Response(body, media_type=content_type)
+
+    app.include_router(auth.router)
+    app.include_router(namespaces.router)
+    app.include_router(resources.router)
+    try:
+        from flowyard.ui import routes as ui_routes
+    except ImportError:
+        ui_routes = None  # type: ignore[assignment]
+    if ui_routes is not None and hasattr(ui_routes, "install"):
+        ui_routes.install(app)
+    app.add_middleware(MetricsMiddleware)
+    return app
+
+

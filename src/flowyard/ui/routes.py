@@ -1,0 +1,335 @@
+"""The web dashboard: login and logout, the shell (top bar, namespace switcher, side nav) and its pages.
+
+Pages are rendered on the server with Jinja2; the little JavaScript in `static/app.js` calls the
+JSON API with the session cookie and the session's CSRF token in the `X-CSRF-Token` header.
+
+To add a page: append one `NavItem` to `NAV`, add a route that calls `shell(request, "<key>")`
+and `render(...)`, and a template that extends `base.html`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from flowyard import __version__, quantity
+from flowyard.accounts import SESSION_SECONDS, Principal
+from flowyard.api.deps import CSRF_HEADER, SESSION_COOKIE, session_id, sign_session
+from flowyard.errors import FlowyardError, NotFound, Unauthorized
+from flowyard.kinds import all_kinds
+from flowyard.namespaces import PROFILE, ROLES
+from flowyard.platform import Platform
+
+HERE = Path(__file__).resolve().parent
+NS_COOKIE = "flowyard_ns"
+LOGIN_CSRF_COOKIE = "flowyard_login_csrf"
+PRODUCT = "Flowyard"
+EVENTS_SHOWN = 15
+
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.globals.update(product=PRODUCT, version=__version__)
+
+
+@dataclass(frozen=True)
+class NavItem:
+    """One entry of the left navigation: its key (the `active` name of a page), label, path and icon."""
+
+    key: str
+    label: str
+    path: str
+    icon: str
+    """The id of an SVG symbol in base.html (`i-<icon>`)."""
+
+
+NAV: list[NavItem] = [
+    NavItem("home", "Home", "/", "home"),
+    NavItem("members", "Members", "/members", "users"),
+]
+
+# Sent with every HTML page: no framing, no inline script, nothing cached.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+class LoginRequired(Exception):
+    """Raised by `shell()` when the browser has no valid session; answered with a redirect to /login."""
+
+
+@dataclass
+class Shell:
+    """What every page of the shell needs: who is looking, at which namespace, with which role."""
+
+    request: Request
+    who: Principal
+    active: str
+    namespaces: list[dict[str, str]]
+    namespace: str | None
+    role: str | None
+    notice: str | None = None
+    remember: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def platform(self) -> Platform:
+        return _platform(self.request)
+
+    def can(self, role: str) -> bool:
+        """Whether the user holds at least `role` in the current namespace."""
+        return self.role is not None and ROLES[self.role] >= ROLES[role]
+
+    def link(self, path: str) -> str:
+        """`path` with the current namespace in the query, so links can be shared."""
+        return f"{path}?{urlencode({'ns': self.namespace})}" if self.namespace else path
+
+
+def _platform(request: Request) -> Platform:
+    return request.app.state.platform
+
+
+def _session(request: Request) -> tuple[Principal, str] | None:
+    """(principal, session id) of the browser's session cookie, or None if it has no valid one."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    p = _platform(request)
+    sid = session_id(p, cookie)
+    if sid is None:
+        return None
+    try:
+        return p.accounts.authenticate_session(sid), sid
+    except Unauthorized:
+        return None
+
+
+def safe_next(target: str | None) -> str:
+    """`target` if it is a path on this site, else "/" (no open redirects)."""
+    if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
+            or any(ord(c) < 32 or c == "\x7f" for c in target)):
+        return "/"
+    return target
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def shell(request: Request, active: str) -> Shell:
+    """The shell context of a page; raises `LoginRequired` without a valid session."""
+    found = _session(request)
+    if found is None:
+        raise LoginRequired()
+    who = found[0]
+    p = _platform(request)
+    namespaces = p.namespaces.visible(who)
+    names = [n["name"] for n in namespaces]
+    asked = request.query_params.get("ns")
+    notice = None
+    remember = False
+    if asked and asked in names:
+        current: str | None = asked
+        remember = asked != request.cookies.get(NS_COOKIE)
+    else:
+        remembered = request.cookies.get(NS_COOKIE)
+        if remembered in names:
+            current = remembered
+        elif who.user in names:
+            current = who.user
+        else:
+            current = names[0] if names else None
+        if asked:
+            notice = (f"Namespace '{asked}' does not exist or you are not a member of it"
+                      + (f"; showing '{current}' instead." if current else "."))
+    role = None
+    if current is not None:
+        try:
+            role = p.namespaces.require(who, current, "view")
+        except FlowyardError:  # removed between the two reads
+            current, role = None, None
+    return Shell(request, who, active, namespaces, current, role, notice, remember)
+
+
+def render(sh: Shell, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """Render a page of the shell (a template extending base.html)."""
+    response = templates.TemplateResponse(
+        sh.request, template, {"sh": sh, "nav": NAV, "csrf_header": CSRF_HEADER, **context},
+        status_code=status_code, headers=_PAGE_HEADERS,
+    )
+    if sh.remember and sh.namespace:
+        response.set_cookie(NS_COOKIE, sh.namespace, max_age=365 * 86400, path="/", httponly=True,
+                            samesite="lax", secure=_secure(sh.request))
+    return response
+
+
+# -- login and logout ------------------------------------------------------------------------
+
+
+def _login_page(request: Request, *, next_: str, error: str | None = None, status_code: int = 200,
+                username: str = "", headers: dict[str, str] | None = None) -> HTMLResponse:
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
+    fresh = len(token) < 20
+    if fresh:
+        token = secrets.token_urlsafe(24)
+    response = templates.TemplateResponse(
+        request, "login.html",
+        {"csrf": token, "next": next_, "error": error, "username": username},
+        status_code=status_code, headers={**_PAGE_HEADERS, **(headers or {})},
+    )
+    if fresh:
+        response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, path="/login", httponly=True,
+                            samesite="lax", secure=_secure(request))
+    return response
+
+
+async def login_form(request: Request) -> Response:
+    next_ = safe_next(request.query_params.get("next"))
+    if _session(request) is not None:
+        return RedirectResponse(next_, status_code=303)
+    return _login_page(request, next_=next_)
+
+
+async def login(request: Request) -> Response:
+    form = await request.form()
+
+    def field_(name: str, limit: int) -> str:
+        value = form.get(name)
+        return value[:limit] if isinstance(value, str) else ""
+
+    username, password = field_("username", 64).strip(), field_("password", 1024)
+    next_ = safe_next(field_("next", 2048))
+    cookie_token = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
+    form_token = field_("csrf", 128)
+    if not cookie_token or not form_token or not hmac.compare_digest(cookie_token, form_token):
+        response = _login_page(request, next_=next_, username=username, status_code=403,
+                               error="This login form has expired or was not sent by this site. Please try again.")
+        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+        return response
+    if not username or not password:
+        return _login_page(request, next_=next_, username=username, status_code=400,
+                           error="Enter your user name and password.")
+    p = _platform(request)
+    try:
+        who = p.accounts.verify_password(username, password, request.client.host if request.client else "")
+    except FlowyardError as e:
+        headers = {"Retry-After": str(e.details["retry_after"])} if "retry_after" in e.details else None
+        status = e.status if e.status in (401, 429) else 401
+        message = e.message[:1].upper() + e.message[1:]
+        return _login_page(request, next_=next_, username=username, status_code=status, error=message + ".",
+                           headers=headers)
+    sid, _ = p.accounts.create_session(who.user)
+    response = RedirectResponse(next_, status_code=303)
+    response.set_cookie(SESSION_COOKIE, sign_session(p, sid), max_age=SESSION_SECONDS, path="/", httponly=True,
+                        samesite="lax", secure=_secure(request))
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+async def logout(request: Request) -> Response:
+    found = _session(request)
+    if found is not None:
+        who, sid = found
+        form = await request.form()
+        token = form.get("csrf")
+        if not isinstance(token, str) or not who.csrf or not hmac.compare_digest(token, who.csrf):
+            return HTMLResponse("<!doctype html><title>Forbidden</title><p>This logout request was not sent by "
+                                "this site's page: use the Log out button.</p>", status_code=403,
+                                headers=_PAGE_HEADERS)
+        _platform(request).accounts.end_session(sid)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=_secure(request))
+    return response
+
+
+# -- pages -----------------------------------------------------------------------------------
+
+
+def _quota(p: Platform, namespace: str) -> tuple[str | None, list[dict[str, Any]]]:
+    """(owner, quota rows) of a namespace; each row: name, limit text, and usage when known."""
+    try:
+        spec = p.store.get(PROFILE, "", namespace)["spec"]
+    except NotFound:
+        return None, []
+    owner = (spec.get("owner") or {}).get("name")
+    hard = (spec.get("resourceQuotaSpec") or {}).get("hard") or {}
+    used = None
+    usage = getattr(p.executor, "usage", None)  # optional: Resources of the namespace's running workloads
+    if callable(usage):
+        try:
+            used = usage(namespace)
+        except Exception:
+            used = None
+    rows = []
+    for key, value in sorted(hard.items()):
+        row: dict[str, Any] = {"name": key, "limit": str(value)}
+        try:
+            if used is not None and "cpu" in key:
+                row.update(used=quantity.format_cpu(used.cpu), value=used.cpu, max=quantity.parse_cpu(value))
+            elif used is not None and "memory" in key:
+                row.update(used=quantity.format_memory(used.memory), value=used.memory,
+                           max=quantity.parse_memory(value))
+            elif used is not None and "gpu" in key:
+                row.update(used=str(used.gpu), value=used.gpu, max=int(str(value)))
+        except (ValueError, AttributeError):
+            pass
+        rows.append(row)
+    return owner, rows
+
+
+async def home(request: Request) -> Response:
+    sh = shell(request, "home")
+    if sh.namespace is None:
+        return render(sh, "home.html")
+    p = sh.platform
+    owner, quota = _quota(p, sh.namespace)
+    kinds = [k for k in all_kinds() if k.namespaced and sh.can(k.min_read_role)]
+    counts = [{"kind": k.name, "plural": k.plural, "count": p.store.count(k, sh.namespace)} for k in kinds]
+    workloads = None
+    if p.executor is not None:
+        phases = [str(s.phase) for s in p.executor.list(sh.namespace)]
+        workloads = {"running": phases.count("Running"), "pending": phases.count("Pending")}
+    events = list(reversed(p.store.list_events(sh.namespace, limit=EVENTS_SHOWN)))
+    return render(sh, "home.html", owner=owner, quota=quota, counts=counts, workloads=workloads, events=events)
+
+
+async def members_page(request: Request) -> Response:
+    sh = shell(request, "members")
+    if sh.namespace is None:
+        return render(sh, "members.html")
+    p = sh.platform
+    owner, _ = _quota(p, sh.namespace)
+    rows = [{**m, "owner": m["user"] == owner} for m in p.namespaces.members(sh.namespace)]
+    return render(sh, "members.html", owner=owner, members=rows, roles=list(ROLES)[::-1],
+                  editable=sh.can("admin"))
+
+
+def install(app: FastAPI) -> None:
+    """Mount the static files and add the dashboard's pages to `app`."""
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, _: LoginRequired) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        response = RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+        if request.cookies.get(SESSION_COOKIE):
+            response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    app.add_api_route("/login", login_form, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/login", login, methods=["POST"], include_in_schema=False)
+    app.add_api_route("/logout", logout, methods=["POST"], include_in_schema=False)
+    app.add_api_route("/", home, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/members", members_page, methods=["GET"], include_in_schema=False)

@@ -1,0 +1,159 @@
+"""Authorisation matrix: every API route × {owner, editor, viewer, outsider, anonymous, bad token}.
+
+Namespace `alice` is owned by alice; bob is `edit`, carol is `view`; dave owns only his own
+namespace. Each case states who may call the route; everyone else must get 401 (no or bad
+credentials) or 403/404 (authenticated but not allowed) and no data.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+ROLES = ["owner", "editor", "viewer", "outsider", "anonymous", "badtoken"]
+USERS = {"owner": "alice", "editor": "bob", "viewer": "carol", "outsider": "dave"}
+NS = "/api/v1/namespaces/alice"
+_counter = itertools.count()
+
+
+def _job(name: str) -> dict:
+    return {"metadata": {"name": name},
+            "spec": {"template": {"spec": {"containers": [{"command": ["python", "-c", "pass"]}]}}}}
+
+
+def _secret(name: str) -> dict:
+    return {"metadata": {"name": name}, "stringData": {"k": "top-secret-value"}}
+
+
+# Each case: (name, allowed roles, setup(admin client) -> (method, path, json body or None))
+def _fresh(kind: str, make: Callable[[str], dict]) -> Callable[[httpx.Client], str]:
+    def setup(admin: httpx.Client) -> str:
+        name = f"{kind[:-1]}-{next(_counter)}"
+        assert admin.post(f"{NS}/{kind}", json=make(name)).status_code == 201
+        return name
+    return setup
+
+
+new_job, new_secret = _fresh("jobs", _job), _fresh("secrets", _secret)
+
+
+def _env(admin_owner: httpx.Client) -> str:
+    name = f"env-{next(_counter)}"
+    assert admin_owner.post("/api/v1/environments", json={"metadata": {"name": name}, "spec": {}}).status_code == 201
+    return name
+
+
+ALL_MEMBERS = {"owner", "editor", "viewer"}
+WRITERS = {"owner", "editor"}
+AUTHENTICATED = {"owner", "editor", "viewer", "outsider"}
+
+CASES: list[tuple[str, set[str], Callable]] = [
+    ("list jobs", ALL_MEMBERS, lambda a: ("GET", f"{NS}/jobs", None)),
+    ("create job", WRITERS, lambda a: ("POST", f"{NS}/jobs", _job(f"c-{next(_counter)}"))),
+    ("get job", ALL_MEMBERS, lambda a: ("GET", f"{NS}/jobs/{new_job(a)}", None)),
+    ("replace job labels", WRITERS, lambda a: (lambda n: ("PUT", f"{NS}/jobs/{n}", {**_job(n), "metadata": {"name": n, "labels": {"x": "y"}}}))(new_job(a))),
+    ("patch job", WRITERS, lambda a: ("PATCH", f"{NS}/jobs/{new_job(a)}", {"metadata": {"labels": {"a": "b"}}})),
+    ("delete job", WRITERS, lambda a: ("DELETE", f"{NS}/jobs/{new_job(a)}", None)),
+    ("job events", ALL_MEMBERS, lambda a: ("GET", f"{NS}/jobs/{new_job(a)}/events", None)),
+    ("namespace events", ALL_MEMBERS, lambda a: ("GET", f"{NS}/events", None)),
+    ("list secrets", WRITERS, lambda a: ("GET", f"{NS}/secrets", None)),
+    ("get secret", WRITERS, lambda a: ("GET", f"{NS}/secrets/{new_secret(a)}", None)),
+    ("create secret", WRITERS, lambda a: ("POST", f"{NS}/secrets", _secret(f"s-{next(_counter)}"))),
+    ("delete secret", WRITERS, lambda a: ("DELETE", f"{NS}/secrets/{new_secret(a)}", None)),
+    ("list members", ALL_MEMBERS, lambda a: ("GET", f"{NS}/members", None)),
+    ("add member", {"owner"}, lambda a: ("PUT", f"{NS}/members/erin", {"role": "view"})),
+    ("remove member", {"owner"}, lambda a: (a.put(f"{NS}/members/frank", json={"role": "view"}),
+                                            ("DELETE", f"{NS}/members/frank", None))[1]),
+    ("get profile", ALL_MEMBERS, lambda a: ("GET", "/api/v1/profiles/alice", None)),
+    ("patch profile", {"owner"}, lambda a: ("PATCH", "/api/v1/profiles/alice",
+                                            {"metadata": {"labels": {"team": "ml"}}})),
+    ("list users", set(), lambda a: ("GET", "/api/v1/users", None)),
+    ("add user", set(), lambda a: ("POST", "/api/v1/users", {"username": f"u{next(_counter)}", "password": "password-123"})),
+    ("list environments", AUTHENTICATED, lambda a: ("GET", "/api/v1/environments", None)),
+    ("create environment", AUTHENTICATED, lambda a: ("POST", "/api/v1/environments",
+                                                     {"metadata": {"name": f"e-{next(_counter)}"}, "spec": {}})),
+    ("whoami", AUTHENTICATED, lambda a: ("GET", "/api/v1/auth/whoami", None)),
+    ("list tokens", AUTHENTICATED, lambda a: ("GET", "/api/v1/tokens", None)),
+    ("list namespaces", AUTHENTICATED, lambda a: ("GET", "/api/v1/namespaces", None)),
+    ("kinds", AUTHENTICATED, lambda a: ("GET", "/api/v1/kinds", None)),
+]
+
+
+@pytest.fixture(scope="module")
+def world(shared_server):
+    for user in ("alice", "bob", "carol", "dave", "erin", "frank"):
+        shared_server.add_user(user)
+    with shared_server.client("alice", "alice-password-1") as alice:
+        assert alice.put(f"{NS}/members/bob", json={"role": "edit"}).status_code == 200
+        assert alice.put(f"{NS}/members/carol", json={"role": "view"}).status_code == 200
+    return shared_server
+
+
+def _client(server, role: str) -> httpx.Client:
+    if role == "anonymous":
+        return httpx.Client(base_url=server.url, timeout=30)
+    if role == "badtoken":
+        return httpx.Client(base_url=server.url, headers={"Authorization": "Bearer fy_0000_bogus"}, timeout=30)
+    user = USERS[role]
+    return server.client(user, f"{user}-password-1")
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_matrix(world, case, role: str) -> None:
+    name, allowed, setup = case
+    with world.client("alice", "alice-password-1") as owner:
+        method, path, body = setup(owner)
+    with _client(world, role) as c:
+        r = c.request(method, path, json=body)
+    if role in allowed:
+        assert r.status_code < 300, f"{role} should be allowed to {name}: {r.status_code} {r.text}"
+    elif role in ("anonymous", "badtoken"):
+        assert r.status_code == 401, f"{role} {name}: {r.status_code} {r.text}"
+        assert r.json()["code"] == "Unauthorized"
+    else:
+        assert r.status_code in (403, 404), f"{role} must not {name}: {r.status_code} {r.text}"
+        assert "top-secret-value" not in r.text and "items" not in r.json()
+
+
+def test_outsider_learns_nothing_from_cross_namespace_lists(world) -> None:
+    with world.client("alice", "alice-password-1") as alice:
+        alice.post(f"{NS}/jobs", json=_job("private-job"))
+    with world.client("dave", "dave-password-1") as dave:
+        everywhere = dave.get("/api/v1/jobs").json()["items"]
+        assert all(i["metadata"]["namespace"] == "dave" for i in everywhere)
+        assert [n["name"] for n in dave.get("/api/v1/namespaces").json()["items"]] == ["dave"]
+        assert [p["metadata"]["name"] for p in dave.get("/api/v1/profiles").json()["items"]] == ["dave"]
+        missing = dave.get("/api/v1/namespaces/no-such-ns/jobs")
+        hidden = dave.get(f"{NS}/jobs/private-job")
+        assert missing.status_code == hidden.status_code == 403  # same answer: existence is not revealed
+
+
+def test_platform_admin_sees_all(world) -> None:
+    with world.client() as admin:
+        assert admin.get(f"{NS}/jobs").status_code == 200
+        assert {"alice", "dave", "admin"} <= {n["name"] for n in admin.get("/api/v1/namespaces").json()["items"]}
+
+
+def test_namespace_scoped_token(world) -> None:
+    with world.client("bob", "bob-password-1") as bob:
+        r = bob.post("/api/v1/tokens", json={"name": "ci", "namespace": "alice"})
+        assert r.status_code == 201
+        token = r.json()["token"]
+    with httpx.Client(base_url=world.url, headers={"Authorization": f"Bearer {token}"}) as scoped:
+        assert scoped.get(f"{NS}/jobs").status_code == 200
+        assert scoped.get("/api/v1/namespaces/bob/jobs").status_code == 403
+
+
+def test_environment_changes_only_by_creator(world) -> None:
+    with world.client("alice", "alice-password-1") as alice:
+        name = _env(alice)
+    with world.client("bob", "bob-password-1") as bob:
+        assert bob.delete(f"/api/v1/environments/{name}").status_code == 403
+    with world.client("alice", "alice-password-1") as alice:
+        assert alice.delete(f"/api/v1/environments/{name}").status_code == 200
+    with world.client() as admin:
+        assert admin.delete("/api/v1/environments/default").status_code == 422
