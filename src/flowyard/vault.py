@@ -13,29 +13,33 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cryptography.fernet import Fernet
-
 from flowyard.errors import Invalid, NotFound
 from flowyard.kinds import Kind, Manifest, register
 
 REDACTED = "<redacted>"
-_fernet: Fernet | None = None
+_key_path: Path | None = None
+_fernet: Any = None
 
 
 def configure(home: Path) -> None:
     """Load (or create on first start) the encryption key in `home`."""
-    global _fernet
-    path = home / "secrets.key"
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    global _key_path, _fernet
+    _key_path, _fernet = home / "secrets.key", None
+    if not _key_path.exists():
+        fd = os.open(_key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
-            f.write(Fernet.generate_key())
-    _fernet = Fernet(path.read_bytes().strip())
+            f.write(base64.urlsafe_b64encode(os.urandom(32)))
 
 
-def _cipher() -> Fernet:
+def _cipher() -> Any:
+    """The Fernet cipher, made on first use (importing cryptography costs start-up time)."""
+    global _fernet
     if _fernet is None:
-        raise RuntimeError("vault.configure() was not called")
+        from cryptography.fernet import Fernet
+
+        if _key_path is None:
+            raise RuntimeError("vault.configure() was not called")
+        _fernet = Fernet(_key_path.read_bytes().strip())
     return _fernet
 
 
@@ -56,10 +60,15 @@ def _secret_spec(manifest: Manifest, old: Manifest | None) -> dict[str, Any]:
     for key in values:
         if not key or not all(c.isalnum() or c in "-._" for c in key):
             raise Invalid(f"secret key '{key}' is invalid: use letters, digits, '-', '_' or '.'")
-    return {
-        "type": str(manifest.get("type") or "Opaque"),
-        "data": {k: _cipher().encrypt(v).decode() for k, v in values.items()},
-    }
+    previous = (old or {}).get("spec", {}).get("data", {})
+
+    def encrypt(key: str, value: bytes) -> str:
+        # Keep the stored ciphertext of an unchanged value, so re-applying is a no-op.
+        if key in previous and _cipher().decrypt(previous[key].encode()) == value:
+            return previous[key]
+        return _cipher().encrypt(value).decode()
+
+    return {"type": str(manifest.get("type") or "Opaque"), "data": {k: encrypt(k, v) for k, v in values.items()}}
 
 
 def _present(manifest: Manifest) -> Manifest:

@@ -22,7 +22,7 @@ def _runner_pid(home, job_obj: dict) -> int:
 
 def test_sigkill_restart_readopts_or_fails(server) -> None:
     with server.client() as c:
-        c.post(NS, json=job("long", "import time; time.sleep(6); print('long done')"))
+        c.post(NS, json=job("long", "import time; time.sleep(15); print('long done')"))
         c.post(NS, json=job("short", "import time; time.sleep(1.5); print('short done')"))
         c.post(NS, json=job("orphan", "import time; time.sleep(60)"))
         c.post("/api/v1/namespaces/admin/secrets", json={"metadata": {"name": "keep"}, "stringData": {"a": "b"}})

@@ -172,3 +172,42 @@ def test_health_metrics_openapi(shared_server) -> None:
         assert "flowyard_http_requests_total" in c.get("/metrics").text
         spec = c.get("/openapi.json").json()
         assert "/api/v1/namespaces/{namespace}/{plural}" in spec["paths"]
+
+
+def test_unchanged_replace_is_a_no_op(shared_server) -> None:
+    with shared_server.client() as c:
+        body = {"metadata": {"name": "same"}, "stringData": {"k": "v"}}
+        first = c.post("/api/v1/namespaces/admin/secrets", json=body).json()["metadata"]
+        again = c.put("/api/v1/namespaces/admin/secrets/same", json=body).json()["metadata"]
+        assert (again["resourceVersion"], again["generation"]) == (first["resourceVersion"], first["generation"])
+        changed = c.put("/api/v1/namespaces/admin/secrets/same", json={**body, "stringData": {"k": "w"}})
+        assert changed.json()["metadata"]["generation"] == first["generation"] + 1
+
+
+def test_replacing_an_environment_keeps_its_creator(shared_server) -> None:
+    shared_server.add_user("envmaker")
+    with shared_server.client("envmaker", "envmaker-password-1") as c:
+        body = {"metadata": {"name": "mine"}, "spec": {"requirements": []}}
+        assert c.post("/api/v1/environments", json=body).status_code == 201
+        replaced = c.put("/api/v1/environments/mine", json=body).json()
+        assert replaced["metadata"]["annotations"]["flowyard.io/creator"] == "envmaker"
+        assert c.delete("/api/v1/environments/mine").status_code == 200
+
+
+def test_follow_waits_for_a_job_to_start(shared_server) -> None:
+    with shared_server.client() as c:
+        quota = {"metadata": {"name": "tiny"}, "spec": {"owner": {"name": "admin"},
+                 "resourceQuotaSpec": {"hard": {"cpu": "1"}}}}
+        assert c.post("/api/v1/profiles", json=quota).status_code == 201
+        j = job("blocker", "import time; time.sleep(2)")
+        j["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "1"}}
+        c.post("/api/v1/namespaces/tiny/jobs", json=j)
+        wait_phase(c, "/api/v1/namespaces/tiny/jobs/blocker", {"Running"})
+        j = job("waiter", "print('finally')")
+        j["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "1"}}
+        c.post("/api/v1/namespaces/tiny/jobs", json=j)
+        pending = wait_phase(c, "/api/v1/namespaces/tiny/jobs/waiter", {"Pending"})
+        assert "quota" in pending["status"]["message"].lower(), pending["status"]
+        assert c.get("/api/v1/namespaces/tiny/jobs/waiter/log").status_code in (200, 404)
+        r = c.get("/api/v1/namespaces/tiny/jobs/waiter/log", params={"follow": "true"})
+        assert "finally" in r.text

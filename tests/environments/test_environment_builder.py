@@ -20,7 +20,8 @@ DIST = f"{NAME}-{VERSION}.dist-info"
 FILES = {
     "tinypkg/__init__.py": b"ANSWER = 42\\n",
     f"{DIST}/METADATA": f"Metadata-Version: 2.1\\nName: {NAME}\\nVersion: {VERSION}\\n".encode(),
-    f"{DIST}/WHEEL": b"Wheel-Version: 1.0\\nGenerator: tiny\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+    f"{DIST}/WHEEL": (b"Wheel-Version: 1.0\\nGenerator: tiny\\nRoot-Is-Purelib: true\\n"
+                      b"Tag: py3-none-any\\n"),
 }
 
 def _record_line(name, data):
@@ -72,7 +73,8 @@ def python_ok(env: Path, code: str) -> bool:
 
 def test_hash_is_content_based(tmp_path):
     b = EnvironmentBuilder(tmp_path)
-    assert b.spec_hash(["b", "a", ""], None, True) == b.spec_hash(["a", "b", "# c", "a "], None, True)
+    same = b.spec_hash(["a", "b", "# c", "a "], None, True)
+    assert b.spec_hash(["b", "a", ""], None, True) == same
     assert b.spec_hash(["a"], None, True) != b.spec_hash(["a"], None, False)
     assert b.spec_hash(["a"], "3.12", True) != b.spec_hash(["a"], None, True)
     assert b.bin_dir("x") == tmp_path / "x" / "bin"

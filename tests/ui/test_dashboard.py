@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -156,6 +157,9 @@ def test_login_form_rejects_a_post_without_csrf(shared_server, root) -> None:
         c.cookies.clear()
         r = c.post("/login", data={"username": "admin", "password": root.ADMIN_PASSWORD, "csrf": token})
         assert r.status_code == 403 and "flowyard_session" not in r.cookies
+        # the refused form carries a fresh token that works
+        r = c.post("/login", data={"username": "admin", "password": root.ADMIN_PASSWORD, "csrf": _form_csrf(r.text)})
+        assert r.status_code == 303 and "flowyard_session" in r.cookies
 
 
 def test_wrong_password_is_a_message_not_a_traceback(shared_server) -> None:
@@ -184,6 +188,34 @@ def test_cookie_flags_and_no_open_redirect(shared_server, root) -> None:
         assert "httponly" in flags and "samesite=lax" in flags and "path=/" in flags
         assert "secure" not in flags  # plain http here; https gets Secure
         assert c.get("/members?ns=admin").status_code == 200
+
+
+def test_cookies_are_secure_over_https(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, root) -> None:
+    """In process (no controllers started): a request that arrived over https gets Secure cookies."""
+    from flowyard.config import Settings
+    from flowyard.platform import Platform
+    from flowyard.server.app import create_app
+    from flowyard.server.serve import bootstrap
+
+    monkeypatch.setenv("FLOWYARD_ADMIN_PASSWORD", root.ADMIN_PASSWORD)
+    monkeypatch.delenv("FLOWYARD_DB", raising=False)
+    p = Platform.open(Settings(home=tmp_path / "home"))
+    bootstrap(p)
+
+    async def scenario() -> None:
+        transport = httpx.ASGITransport(app=create_app(p))
+        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as c:
+            form = await c.get("/login")
+            assert "secure" in form.headers["set-cookie"].lower()
+            r = await c.post("/login", data={"username": "admin", "password": root.ADMIN_PASSWORD,
+                                             "csrf": _form_csrf(form.text)})
+            assert r.status_code == 303, r.text
+            cookie = next(h for h in r.headers.get_list("set-cookie") if h.startswith("flowyard_session="))
+            flags = {part.strip().lower() for part in cookie.split(";")[1:]}
+            assert {"secure", "httponly", "samesite=lax", "path=/"} <= flags
+            assert (await c.get("/")).status_code == 200
+
+    asyncio.run(scenario())
 
 
 def test_logout_ends_the_session(shared_server, root) -> None:

@@ -29,14 +29,14 @@ class TokenRequest(BaseModel):
 
 
 class NewUser(BaseModel):
-    username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=1024)
+    username: str = Field(min_length=1, max_length=63, pattern="^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    password: str = Field(min_length=8, max_length=72)
     admin: bool = False
     namespace: bool = Field(True, description="Also create a namespace named after the user, owned by them")
 
 
 class UserChange(BaseModel):
-    password: str | None = Field(None, max_length=1024)
+    password: str | None = Field(None, min_length=8, max_length=72)
     disabled: bool | None = None
     admin: bool | None = None
 

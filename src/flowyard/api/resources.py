@@ -6,6 +6,7 @@ for cluster-scoped ones (and for listing a namespaced kind across the caller's n
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -101,6 +102,18 @@ def _create(p: Platform, who: Principal, kind: Kind, ns: str, body: dict[str, An
     return _show(kind, obj)
 
 
+def _keep_creator(p: Platform, kind: Kind, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Carry the creator annotation of a cluster-scoped object over into a replacement."""
+    if kind.namespaced or kind is PROFILE or not isinstance(body.get("metadata", {}), dict):
+        return body
+    creator = p.store.get(kind, "", name)["metadata"]["annotations"].get(CREATOR)
+    meta = dict(body.get("metadata") or {})
+    annotations = meta.get("annotations")
+    if creator and (annotations is None or isinstance(annotations, dict)):
+        meta["annotations"] = {**(annotations or {}), CREATOR: creator}
+    return {**body, "metadata": meta}
+
+
 def _after_write(p: Platform, kind: Kind, obj: Manifest) -> Manifest:
     if kind is PROFILE:
         p.accounts.get_user(obj["spec"]["owner"]["name"])
@@ -119,10 +132,27 @@ def _delete(p: Platform, who: Principal, kind: Kind, ns: str, name: str) -> Mani
 
 
 async def _workload_log(p: Platform, obj: Manifest, follow: bool, tail: int | None) -> AsyncIterator[bytes]:
-    wid = (obj.get("status") or {}).get("workload")
-    if not wid or p.executor is None:
-        raise NotFound(f"{obj['kind'].lower()} '{obj['metadata']['name']}' has no logs yet")
-    return p.executor.logs(wid, follow=follow, tail=tail)
+    """The log of the workload in `status.workload`; with `follow`, first wait for it to exist."""
+    kind, ns, name = lookup(obj["kind"]), obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+    if not (obj.get("status") or {}).get("workload") and not follow:
+        raise NotFound(f"{kind.name.lower()} '{name}' has not started yet, so it has no logs: "
+                       "follow them with ?follow=true")
+
+    async def stream() -> AsyncIterator[bytes]:
+        current = obj
+        while not (wid := (current.get("status") or {}).get("workload")):
+            if (current.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                return
+            await asyncio.sleep(0.2)
+            try:
+                current = p.store.get(kind, ns, name)
+            except NotFound:
+                return
+        assert p.executor is not None
+        async for chunk in p.executor.logs(wid, follow=follow, tail=tail):
+            yield chunk
+
+    return stream()
 
 
 async def _log(p: Platform, who: Principal, kind: Kind, ns: str, name: str, follow: bool,
@@ -241,7 +271,7 @@ def replace_cluster(plural: str, name: str, body: dict[str, Any] = _Body, who: P
                     p: Platform = Depends(platform)) -> Manifest:
     kind = _kind(plural, False)
     _authorize(p, who, kind, "", name, True)
-    return _after_write(p, kind, p.store.replace(kind, "", name, body))
+    return _after_write(p, kind, p.store.replace(kind, "", name, _keep_creator(p, kind, name, body)))
 
 
 @router.patch("/{plural}/{name}", summary="Merge-patch a cluster-scoped object")

@@ -36,7 +36,8 @@ _AGE: Column = ("age", lambda o: age(o["metadata"].get("creationTimestamp")))
 _STATUS: Column = ("status", _phase)
 
 _BY_KIND: dict[str, list[Column]] = {
-    "Secret": [_NAME, ("type", lambda o: o.get("type", "Opaque")), ("data", lambda o: len(o.get("data") or {})), _AGE],
+    "Secret": [_NAME, ("type", lambda o: o.get("type", "Opaque")), ("data", lambda o: len(o.get("data") or {})),
+               _AGE],
     "Profile": [_NAME, ("owner", lambda o: ((o.get("spec") or {}).get("owner") or {}).get("name", "")), _AGE],
     "Environment": [_NAME, _STATUS, ("requirements", lambda o: len((o.get("spec") or {}).get("requirements") or [])),
                     _AGE],

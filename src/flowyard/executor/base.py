@@ -46,7 +46,9 @@ class Resources:
         if not (math.isfinite(self.cpu) and self.cpu >= 0):
             raise InvalidWorkload(f"cpu must be a finite number >= 0, got {self.cpu!r}")
         if int(self.memory) != self.memory or self.memory < 0:
-            raise InvalidWorkload(f"memory must be a whole number of bytes >= 0, got {self.memory!r}")
+            raise InvalidWorkload(
+                f"memory must be a whole number of bytes >= 0, got {self.memory!r}"
+            )
         if int(self.gpu) != self.gpu or self.gpu < 0:
             raise InvalidWorkload(f"gpu must be a whole number >= 0, got {self.gpu!r}")
 
@@ -59,7 +61,9 @@ class Resources:
             raise InvalidWorkload(str(exc)) from None
 
     def __add__(self, other: Resources) -> Resources:
-        return Resources(round(self.cpu + other.cpu, 6), self.memory + other.memory, self.gpu + other.gpu)
+        return Resources(
+            round(self.cpu + other.cpu, 6), self.memory + other.memory, self.gpu + other.gpu
+        )
 
     def __sub__(self, other: Resources) -> Resources:
         """Subtract, clamping at zero (free capacity never goes negative)."""

@@ -308,6 +308,11 @@ class LocalExecutor:
                     self._update(workload, reason=verdict.reason, message=verdict.message)
         self._queue = waiting
 
+    def usage(self, namespace: str | None = None) -> Resources:
+        """Requests held by running workloads (of one namespace), as admission counts them."""
+        return sum((w.requests for w in self._workloads.values() if w.status.phase == Phase.Running
+                    and namespace in (None, w.spec.namespace)), Resources())
+
     def _admit(self, workload: _Workload) -> tuple[Verdict | None, list[str]]:
         """(None, gpu ids) when it may start; (why not, []) otherwise. Fails never-fits."""
         namespace = workload.spec.namespace
@@ -321,8 +326,7 @@ class LocalExecutor:
             self._terminate_record(workload, Phase.Failed, impossible.reason, impossible.message)
             return impossible, []
         running = [w for w in self._workloads.values() if w.status.phase == Phase.Running]
-        used = sum((w.requests for w in running), Resources())
-        used_ns = sum((w.requests for w in running if w.spec.namespace == namespace), Resources())
+        used, used_ns = self.usage(), self.usage(namespace)
         taken = {g for w in running for g in w.status.gpus}
         free_gpus = [g for g in self._gpu_ids if g not in taken]
         free = self.capacity - used

@@ -37,9 +37,7 @@ class Client:
         url = url or os.environ.get("FLOWYARD_URL") or None
         token = token or os.environ.get("FLOWYARD_TOKEN") or None
         namespace = namespace or os.environ.get("FLOWYARD_NAMESPACE") or None
-        saved = None if (url and token and namespace and verify is not None) else config.load()
-        if saved is not None and url and url.rstrip("/") != saved.url.rstrip("/"):
-            saved = None
+        saved = _saved_login(url, needed=not (url and token))
         if saved is not None:
             url, token = url or saved.url, token or saved.token
             namespace = namespace or saved.namespace
@@ -76,8 +74,8 @@ class Client:
             if me.get("tokenNamespace"):
                 names = [me["tokenNamespace"]]
             if not names:
-                raise Invalid(f"user '{me['username']}' is in no namespace: pass one (-n) or ask an admin "
-                              "to add you to one")
+                raise Invalid(f"user '{me['username']}' is in no namespace: name one (-n NS) or ask a "
+                              "namespace admin to add you")
             self._namespace = me["username"] if me["username"] in names else names[0]
         return self._namespace
 
@@ -101,8 +99,10 @@ class Client:
     # -- resources -------------------------------------------------------------------------
 
     def get(self, kind: str, name: str | None = None, namespace: str | None = None,
-            label_selector: str | None = None, all_namespaces: bool = False) -> Any:
-        """One object (with `name`), else the list of all objects, following every page."""
+            label_selector: str | None = None, all_namespaces: bool = False, page_size: int | None = None) -> Any:
+        """One object (with `name`), else the list of all objects, following every page.
+
+        Namespaced kinds list in the default namespace unless `all_namespaces`."""
         info = self.kind(kind)
         ns = None if all_namespaces and name is None else self._ns(info, namespace)
         if name is not None:
@@ -111,7 +111,7 @@ class Client:
         cont = None
         while True:
             page = self._http.request("GET", info.path(ns), params={"labelSelector": label_selector,
-                                                                     "continue": cont})
+                                                                     "limit": page_size, "continue": cont})
             items += page.get("items", [])
             cont = (page.get("metadata") or {}).get("continue")
             if not cont:
@@ -245,6 +245,19 @@ class Client:
 
     def remove_member(self, namespace: str, user: str) -> None:
         self._http.request("DELETE", f"/api/v1/namespaces/{namespace}/members/{user}")
+
+
+def _saved_login(url: str | None, needed: bool) -> config.Saved | None:
+    """The saved login if it is for `url` (any, when None); a broken file only matters when `needed`."""
+    try:
+        saved = config.load()
+    except Invalid:
+        if needed:
+            raise
+        return None
+    if saved is not None and url and url.rstrip("/") != saved.url.rstrip("/"):
+        return None
+    return saved
 
 
 def login(url: str, username: str, password: str, verify: bool | str = True, name: str = "flowyard-cli",

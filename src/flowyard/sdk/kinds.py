@@ -8,6 +8,10 @@ from typing import Any
 
 from flowyard.errors import NotFound
 
+SHORT_NAMES = {"env": "environment", "envs": "environments", "ns": "profile", "namespace": "profile",
+               "namespaces": "profiles"}
+"""kubectl-style short names (a namespace is a Profile), used when the server has no kind by that name."""
+
 
 @dataclass(frozen=True)
 class KindInfo:
@@ -24,7 +28,10 @@ class KindInfo:
 
     def path(self, namespace: str | None, name: str | None = None) -> str:
         """The collection (or object) URL path; namespace None lists across namespaces."""
-        base = f"/api/v1/namespaces/{namespace}/{self.plural}" if self.namespaced and namespace else f"/api/v1/{self.plural}"
+        if self.namespaced and namespace:
+            base = f"/api/v1/namespaces/{namespace}/{self.plural}"
+        else:
+            base = f"/api/v1/{self.plural}"
         return f"{base}/{name}" if name else base
 
 
@@ -52,7 +59,7 @@ class KindCatalog:
     def resolve(self, word: str) -> KindInfo:
         """The kind called `word`; raises NotFound listing the known ones."""
         words = self._load()
-        info = words.get(word.lower())
+        info = words.get(word.lower()) or words.get(SHORT_NAMES.get(word.lower(), ""))
         if info is None and "." in word:  # kubectl spelling: jobs.batch
             info = words.get(word.split(".", 1)[0].lower())
         if info is None:

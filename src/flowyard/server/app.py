@@ -50,6 +50,25 @@ async def stop(p: Platform) -> None:
         await p.executor.close(stop_workloads=not p.settings.keep_workloads)
 
 
+def _openapi(app: FastAPI) -> dict:
+    """The generated schema, with the known kinds' plurals as the enum of `{plural}`."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        from flowyard.kinds import all_kinds
+
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        for path, ops in schema["paths"].items():
+            namespaced = path.startswith("/api/v1/namespaces/{namespace}/{plural}")
+            plurals = sorted(k.plural for k in all_kinds() if k.namespaced or not namespaced)
+            for op in ops.values():
+                for param in op.get("parameters", []):
+                    if param["name"] == "plural":
+                        param["schema"] = {"type": "string", "enum": plurals, "title": "Plural"}
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
 def create_app(p: Platform) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -86,6 +105,7 @@ def create_app(p: Platform) -> FastAPI:
         body, content_type = exposition()
         return Response(body, media_type=content_type)
 
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.include_router(auth.router)
     app.include_router(namespaces.router)
     app.include_router(resources.router)

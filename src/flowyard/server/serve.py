@@ -19,7 +19,6 @@ from flowyard.namespaces import PROFILE
 from flowyard.platform import Platform
 from flowyard.server.app import create_app
 from flowyard.server.lock import HomeLock
-from flowyard.server.tls import ensure_certificate
 
 
 class _Server(uvicorn.Server):
@@ -68,6 +67,8 @@ def serve(settings: Settings) -> None:
         generated = bootstrap(p)
         ssl: dict = {}
         if settings.tls or settings.cert:
+            from flowyard.server.tls import ensure_certificate
+
             cert, key = (settings.cert, settings.key) if settings.cert else ensure_certificate(settings.home, settings.host)
             ssl = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
         print(f"Flowyard is starting at {settings.url}  (home {settings.home})", flush=True)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.pool import StaticPool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+HEAD = "0001"
+"""The newest migration; checked against Alembic's own view by a test. Knowing it lets an
+up-to-date database start without importing Alembic (a third of the start-up time)."""
 
 
 def _alembic_config(connection=None):  # type: ignore[no-untyped-def]
@@ -41,16 +44,17 @@ def connect(url: str) -> Engine:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (a no-op when it already is)."""
+    if current_revision(engine) == HEAD:
+        return
     from alembic import command
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
     with engine.begin() as conn:
-        if MigrationContext.configure(conn).get_current_revision() == head:
-            return
         command.upgrade(_alembic_config(conn), "head")
 
 
-def has_schema(engine: Engine) -> bool:
-    return inspect(engine).has_table("resources")
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+

@@ -253,6 +253,8 @@ class ResourceStore:
                 f"{expected_rv}, now {rv}): read it again and reapply your change"
             )
         values = build(current)
+        if all(current_value(current, k) == v for k, v in values.items() if k != "generation"):
+            return current  # nothing changed: no write, no new resourceVersion
         values["resource_version"] = rv + 1
         with self.engine.begin() as conn:
             done = conn.execute(
@@ -356,6 +358,13 @@ class ResourceStore:
             }
             for r in reversed(rows)
         ]
+
+
+def current_value(obj: Manifest, column: str) -> Any:
+    """The value of a `resources` column as seen in a manifest."""
+    if column in ("labels", "annotations"):
+        return obj["metadata"][column]
+    return obj["apiVersion"] if column == "api_version" else obj.get(column)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

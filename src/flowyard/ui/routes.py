@@ -20,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 
 from flowyard import __version__, quantity
 from flowyard.accounts import SESSION_SECONDS, Principal
@@ -179,8 +180,9 @@ def render(sh: Shell, template: str, status_code: int = 200, **context: Any) -> 
 
 
 def _login_page(request: Request, *, next_: str, error: str | None = None, status_code: int = 200,
-                username: str = "", headers: dict[str, str] | None = None) -> HTMLResponse:
-    token = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
+                username: str = "", headers: dict[str, str] | None = None, rotate: bool = False) -> HTMLResponse:
+    """The login form, with a double-submit CSRF token (a cookie and the same value in a hidden field)."""
+    token = "" if rotate else request.cookies.get(LOGIN_CSRF_COOKIE) or ""
     fresh = len(token) < 20
     if fresh:
         token = secrets.token_urlsafe(24)
@@ -195,7 +197,7 @@ def _login_page(request: Request, *, next_: str, error: str | None = None, statu
     return response
 
 
-async def login_form(request: Request) -> Response:
+def login_form(request: Request) -> Response:
     next_ = safe_next(request.query_params.get("next"))
     if _session(request) is not None:
         return RedirectResponse(next_, status_code=303)
@@ -214,23 +216,22 @@ async def login(request: Request) -> Response:
     cookie_token = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
     form_token = field_("csrf", 128)
     if not cookie_token or not form_token or not hmac.compare_digest(cookie_token, form_token):
-        response = _login_page(request, next_=next_, username=username, status_code=403,
-                               error="This login form has expired or was not sent by this site. Please try again.")
-        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
-        return response
+        return _login_page(request, next_=next_, username=username, status_code=403, rotate=True,
+                           error="This login form has expired or was not sent by this site. Please try again.")
     if not username or not password:
         return _login_page(request, next_=next_, username=username, status_code=400,
                            error="Enter your user name and password.")
     p = _platform(request)
     try:
-        who = p.accounts.verify_password(username, password, request.client.host if request.client else "")
+        who = await run_in_threadpool(p.accounts.verify_password, username, password,
+                                      request.client.host if request.client else "")
     except FlowyardError as e:
         headers = {"Retry-After": str(e.details["retry_after"])} if "retry_after" in e.details else None
         status = e.status if e.status in (401, 429) else 401
         message = e.message[:1].upper() + e.message[1:]
         return _login_page(request, next_=next_, username=username, status_code=status, error=message + ".",
                            headers=headers)
-    sid, _ = p.accounts.create_session(who.user)
+    sid, _ = await run_in_threadpool(p.accounts.create_session, who.user)
     response = RedirectResponse(next_, status_code=303)
     response.set_cookie(SESSION_COOKIE, sign_session(p, sid), max_age=SESSION_SECONDS, path="/", httponly=True,
                         samesite="lax", secure=_secure(request))
@@ -239,7 +240,7 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    found = _session(request)
+    found = await run_in_threadpool(_session, request)
     if found is not None:
         who, sid = found
         form = await request.form()
@@ -248,7 +249,7 @@ async def logout(request: Request) -> Response:
             return HTMLResponse("<!doctype html><title>Forbidden</title><p>This logout request was not sent by "
                                 "this site's page: use the Log out button.</p>", status_code=403,
                                 headers=_PAGE_HEADERS)
-        _platform(request).accounts.end_session(sid)
+        await run_in_threadpool(_platform(request).accounts.end_session, sid)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=_secure(request))
     return response
@@ -289,7 +290,7 @@ def _quota(p: Platform, namespace: str) -> tuple[str | None, list[dict[str, Any]
     return owner, rows
 
 
-async def home(request: Request) -> Response:
+def home(request: Request) -> Response:
     sh = shell(request, "home")
     if sh.namespace is None:
         return render(sh, "home.html")
@@ -302,10 +303,11 @@ async def home(request: Request) -> Response:
         phases = [str(s.phase) for s in p.executor.list(sh.namespace)]
         workloads = {"running": phases.count("Running"), "pending": phases.count("Pending")}
     events = list(reversed(p.store.list_events(sh.namespace, limit=EVENTS_SHOWN)))
-    return render(sh, "home.html", owner=owner, quota=quota, counts=counts, workloads=workloads, events=events)
+    return render(sh, "home.html", owner=owner, quota=quota, quota_usage=any("used" in q for q in quota),
+                  counts=counts, workloads=workloads, events=events)
 
 
-async def members_page(request: Request) -> Response:
+def members_page(request: Request) -> Response:
     sh = shell(request, "members")
     if sh.namespace is None:
         return render(sh, "members.html")

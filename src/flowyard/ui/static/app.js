@@ -84,10 +84,12 @@
     }
 
     function row(m) {
-      const who = el("td", {}, el("span", { class: "avatar small", "aria-hidden": "true" }, m.user.charAt(0).toUpperCase()),
-        " ", el("span", { class: "member-name" }, m.user));
-      if (m.owner) who.append(" ", el("span", { class: "badge subtle" }, "owner"));
-      if (m.user === me) who.append(" ", el("span", { class: "muted" }, "(you)"));
+      const name = el("span", { class: "who" },
+        el("span", { class: "avatar small", "aria-hidden": "true" }, m.user.charAt(0).toUpperCase()),
+        el("span", { class: "member-name" }, m.user));
+      if (m.owner) name.append(el("span", { class: "badge subtle" }, "owner"));
+      if (m.user === me) name.append(el("span", { class: "muted" }, "(you)"));
+      const who = el("td", {}, name);
       let role;
       let actions;
       if (m.owner) {
