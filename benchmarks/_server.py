@@ -31,6 +31,7 @@ class Server:
     def start(self) -> float:
         """Start the server; seconds from spawn to the first /readyz 200."""
         env = {**os.environ, "FLOWYARD_ADMIN_PASSWORD": PASSWORD, "FLOWYARD_HOME": str(self.home)}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # measure as installed by pip: with cached bytecode
         args = [sys.executable, "-m", "flowyard", "up", "--port", str(self.port), "--home", str(self.home)]
         if self.db:
             args += ["--db", self.db]

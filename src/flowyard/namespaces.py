@@ -16,7 +16,7 @@ from flowyard import quantity
 from flowyard.accounts import Principal
 from flowyard.errors import Forbidden, Invalid, NotFound
 from flowyard.kinds import Kind, Manifest, register
-from flowyard.store.tables import events, members, resources, users
+from flowyard.store.tables import members, resources, users
 
 ROLES = {"view": 1, "edit": 2, "admin": 3}
 QUOTA_KEYS = {
@@ -165,9 +165,7 @@ class Namespaces:
         self._forget()
 
     def drop(self, namespace: str) -> None:
-        """Forget every member and object of a deleted namespace."""
+        """Forget every member of a deleted namespace."""
         with self.engine.begin() as conn:
             conn.execute(delete(members).where(members.c.namespace == namespace))
-            conn.execute(delete(resources).where(resources.c.namespace == namespace))
-            conn.execute(delete(events).where(events.c.namespace == namespace))
         self._forget()

@@ -13,10 +13,12 @@ from flowyard.platform import Platform
 SESSION_COOKIE = "flowyard_session"
 CSRF_HEADER = "X-CSRF-Token"
 _SAFE = {"GET", "HEAD", "OPTIONS"}
+# The dependencies are coroutines on purpose: FastAPI runs a plain `def` dependency in the
+# thread pool, and that hop costs more than the cached lookups they do.
 _bearer = HTTPBearer(auto_error=False, description="An API token from POST /api/v1/auth/token")
 
 
-def platform(request: Request) -> Platform:
+async def platform(request: Request) -> Platform:
     return request.app.state.platform
 
 
@@ -33,7 +35,7 @@ def session_id(p: Platform, cookie: str) -> str | None:
 
 def optional_principal(request: Request) -> Principal | None:
     """The caller, or None when no credentials were sent (bad credentials still raise)."""
-    p = platform(request)
+    p: Platform = request.app.state.platform
     auth = request.headers.get("authorization")
     if auth:
         scheme, _, token = auth.partition(" ")
@@ -52,7 +54,7 @@ def optional_principal(request: Request) -> Principal | None:
     return None
 
 
-def principal(request: Request, _: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+async def principal(request: Request, _: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
     """The caller; 401 when anonymous."""
     who = optional_principal(request)
     if who is None:
@@ -60,7 +62,7 @@ def principal(request: Request, _: HTTPAuthorizationCredentials | None = Depends
     return who
 
 
-def admin(who: Principal = Depends(principal)) -> Principal:
+async def admin(who: Principal = Depends(principal)) -> Principal:
     if not who.admin:
         raise Forbidden("this needs a platform administrator")
     return who

@@ -15,12 +15,15 @@ from fastapi.responses import StreamingResponse
 
 from flowyard.accounts import Principal
 from flowyard.api.deps import platform, principal
+from flowyard.api.json import JSON
 from flowyard.errors import Forbidden, Invalid, NotFound
 from flowyard.kinds import Kind, Manifest, all_kinds, lookup
 from flowyard.namespaces import PROFILE
 from flowyard.platform import Platform
 
 router = APIRouter(prefix="/api/v1", tags=["resources"])
+# Reads are coroutines that query the store directly: one indexed query is cheaper than the
+# thread-pool hop a plain `def` endpoint costs. Writes stay in the thread pool.
 
 CREATOR = "flowyard.io/creator"
 LogSource = Callable[[Platform, Manifest, bool, int | None], Awaitable[AsyncIterator[bytes]]]
@@ -128,6 +131,7 @@ def _delete(p: Platform, who: Principal, kind: Kind, ns: str, name: str) -> Mani
     obj = p.store.delete(kind, ns, name)
     if kind is PROFILE:
         p.namespaces.drop(name)
+        p.store.delete_namespace(name)
     return _show(kind, obj)
 
 
@@ -177,23 +181,23 @@ Tail = Query(None, ge=0, le=100000, description="Only the last N lines")
 
 
 @router.get("/kinds", summary="The resource kinds this server knows")
-def kinds(_: Principal = Depends(principal)) -> dict[str, Any]:
+async def kinds(_: Principal = Depends(principal)) -> dict[str, Any]:
     return {"items": [{"kind": k.name, "plural": k.plural, "apiVersions": list(k.api_versions),
                        "namespaced": k.namespaced} for k in all_kinds()]}
 
 
 @router.get("/namespaces/{namespace}/events", summary="Events in a namespace")
-def namespace_events(namespace: str, kind: str | None = None, name: str | None = None,
+async def namespace_events(namespace: str, kind: str | None = None, name: str | None = None,
                      who: Principal = Depends(principal), p: Platform = Depends(platform)) -> dict[str, Any]:
     p.namespaces.require(who, namespace, "view")
     return {"items": p.store.list_events(namespace, lookup(kind).name if kind else None, name)}
 
 
 @router.get("/namespaces/{namespace}/{plural}", summary="List objects of a kind in a namespace")
-def list_namespaced(namespace: str, plural: str, labelSelector: str | None = Selector, limit: int | None = Limit,
+async def list_namespaced(namespace: str, plural: str, labelSelector: str | None = Selector, limit: int | None = Limit,
                     cont: str | None = Continue, who: Principal = Depends(principal),
-                    p: Platform = Depends(platform)) -> dict[str, Any]:
-    return _list(p, who, _kind(plural, True), namespace, labelSelector, limit, cont)
+                    p: Platform = Depends(platform)) -> JSON:
+    return JSON(_list(p, who, _kind(plural, True), namespace, labelSelector, limit, cont))
 
 
 @router.post("/namespaces/{namespace}/{plural}", status_code=201, summary="Create an object in a namespace")
@@ -203,11 +207,11 @@ def create_namespaced(namespace: str, plural: str, body: dict[str, Any] = _Body,
 
 
 @router.get("/namespaces/{namespace}/{plural}/{name}", summary="Read an object")
-def get_namespaced(namespace: str, plural: str, name: str, who: Principal = Depends(principal),
-                   p: Platform = Depends(platform)) -> Manifest:
+async def get_namespaced(namespace: str, plural: str, name: str, who: Principal = Depends(principal),
+                   p: Platform = Depends(platform)) -> JSON:
     kind = _kind(plural, True)
     _authorize(p, who, kind, namespace, name, False)
-    return _show(kind, p.store.get(kind, namespace, name))
+    return JSON(_show(kind, p.store.get(kind, namespace, name)))
 
 
 @router.put("/namespaces/{namespace}/{plural}/{name}", summary="Replace an object's metadata and spec")
@@ -233,7 +237,7 @@ def delete_namespaced(namespace: str, plural: str, name: str, who: Principal = D
 
 
 @router.get("/namespaces/{namespace}/{plural}/{name}/events", summary="Events of an object")
-def events_namespaced(namespace: str, plural: str, name: str, who: Principal = Depends(principal),
+async def events_namespaced(namespace: str, plural: str, name: str, who: Principal = Depends(principal),
                       p: Platform = Depends(platform)) -> dict[str, Any]:
     return _events(p, who, _kind(plural, True), namespace, name)
 
@@ -246,10 +250,10 @@ async def log_namespaced(namespace: str, plural: str, name: str, follow: bool = 
 
 
 @router.get("/{plural}", summary="List cluster-scoped objects, or a namespaced kind across your namespaces")
-def list_cluster(plural: str, labelSelector: str | None = Selector, limit: int | None = Limit,
+async def list_cluster(plural: str, labelSelector: str | None = Selector, limit: int | None = Limit,
                  cont: str | None = Continue, who: Principal = Depends(principal),
-                 p: Platform = Depends(platform)) -> dict[str, Any]:
-    return _list(p, who, _kind(plural, None), None, labelSelector, limit, cont)
+                 p: Platform = Depends(platform)) -> JSON:
+    return JSON(_list(p, who, _kind(plural, None), None, labelSelector, limit, cont))
 
 
 @router.post("/{plural}", status_code=201, summary="Create a cluster-scoped object")
@@ -259,11 +263,11 @@ def create_cluster(plural: str, body: dict[str, Any] = _Body, who: Principal = D
 
 
 @router.get("/{plural}/{name}", summary="Read a cluster-scoped object")
-def get_cluster(plural: str, name: str, who: Principal = Depends(principal),
-                p: Platform = Depends(platform)) -> Manifest:
+async def get_cluster(plural: str, name: str, who: Principal = Depends(principal),
+                p: Platform = Depends(platform)) -> JSON:
     kind = _kind(plural, False)
     _authorize(p, who, kind, "", name, False)
-    return _show(kind, p.store.get(kind, "", name))
+    return JSON(_show(kind, p.store.get(kind, "", name)))
 
 
 @router.put("/{plural}/{name}", summary="Replace a cluster-scoped object's metadata and spec")
@@ -289,7 +293,7 @@ def delete_cluster(plural: str, name: str, who: Principal = Depends(principal),
 
 
 @router.get("/{plural}/{name}/events", summary="Events of a cluster-scoped object")
-def events_cluster(plural: str, name: str, who: Principal = Depends(principal),
+async def events_cluster(plural: str, name: str, who: Principal = Depends(principal),
                    p: Platform = Depends(platform)) -> dict[str, Any]:
     return _events(p, who, _kind(plural, False), "", name)
 

@@ -11,7 +11,29 @@ from flowyard import __version__
 from flowyard.errors import FlowyardError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Loads the client commands only when one is asked for, so `flowyard up` starts fast."""
+
+    _loaded = False
+
+    def _load(self) -> None:
+        if not self._loaded:
+            from flowyard.cli import commands
+
+            commands.register(self)
+            type(self)._loaded = True
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            self._load()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="flowyard")
 def cli() -> None:
     """Flowyard: notebooks, pipelines, tuning, registry and serving in one process."""
@@ -40,18 +62,8 @@ def up(host: str, port: int, home: Path | None, db: str | None, artifacts: str |
     serve(settings)
 
 
-def _register_commands() -> None:
-    """Attach the client commands (each module adds its own)."""
-    try:
-        from flowyard.cli import commands
-    except ImportError:
-        return
-    commands.register(cli)
-
-
 def main() -> None:
     """Entry point: one line and a non-zero exit on any error, never a traceback."""
-    _register_commands()
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

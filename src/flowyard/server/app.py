@@ -85,7 +85,7 @@ def create_app(p: Platform) -> FastAPI:
     errors.install(app)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["health"], summary="The server is ready: store reachable, controllers running",

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, delete, func, insert, select, tuple_, update
+from sqlalchemy import Engine, and_, bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from flowyard.errors import AlreadyExists, Conflict, Invalid, NotFound
@@ -32,6 +32,9 @@ Watcher = Callable[[str, str, str, str], None]
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 MAX_PAGE = 1000
+_GET = select(resources).where(
+    resources.c.kind == bindparam("kind"), resources.c.namespace == bindparam("ns"), resources.c.name == bindparam("name")
+)  # built once: constructing the statement per call costs more than running it
 
 
 def now() -> str:
@@ -86,11 +89,19 @@ class ResourceStore:
         self.engine = engine
         self._watchers: list[Watcher] = []
         self._lock = threading.Lock()
+        # Read cache of single objects. This process is the only writer of its database (the
+        # home lock), so every write passes through here and drops its key; `_writes` makes a
+        # read that raced with a write not cache what it read.
+        self._cache: dict[tuple[str, str, str], bytes] = {}
+        self._writes = 0
 
     def watch(self, watcher: Watcher) -> None:
         self._watchers.append(watcher)
 
     def _notify(self, kind: str, ns: str, name: str, op: str) -> None:
+        with self._lock:
+            self._writes += 1
+            self._cache.pop((kind, ns, name), None)
         for w in self._watchers:
             w(kind, ns, name, op)
 
@@ -119,18 +130,21 @@ class ResourceStore:
 
     def get(self, kind: Kind, namespace: str, name: str) -> Manifest:
         ns = namespace if kind.namespaced else ""
+        key = (kind.name, ns, name)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return orjson.loads(cached)  # a fresh copy: callers may change what they get
+        writes = self._writes
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(resources).where(
-                    resources.c.kind == kind.name,
-                    resources.c.namespace == ns,
-                    resources.c.name == name,
-                )
-            ).first()
+            row = conn.execute(_GET, {"kind": kind.name, "ns": ns, "name": name}).first()
         if row is None:
             where = f" in namespace '{namespace}'" if kind.namespaced else ""
             raise NotFound(f"{kind.name.lower()} '{name}' not found{where}")
-        return self._manifest(kind, row)
+        manifest = self._manifest(kind, row)
+        with self._lock:
+            if writes == self._writes and len(self._cache) < 10_000:
+                self._cache[key] = orjson.dumps(manifest)
+        return manifest
 
     def list(
         self,
@@ -313,6 +327,17 @@ class ResourceStore:
             )
         self._notify(kind.name, ns, name, "delete")
         return current
+
+    def delete_namespace(self, namespace: str) -> None:
+        """Delete every object and event of a namespace (its Profile is deleted separately)."""
+        with self.engine.begin() as conn:
+            uids = select(resources.c.uid).where(resources.c.namespace == namespace)
+            conn.execute(delete(labels).where(labels.c.uid.in_(uids)))
+            conn.execute(delete(resources).where(resources.c.namespace == namespace))
+            conn.execute(delete(events).where(events.c.namespace == namespace))
+        with self._lock:
+            self._writes += 1
+            self._cache.clear()
 
     # -- events ----------------------------------------------------------------------------
 
