@@ -4,6 +4,7 @@ Uses `wrk` (Debian package `wrk`) as the load generator, so the client costs lit
 the 2-core machine. For scale, the same load runs against a bare FastAPI app on the same
 uvicorn (the framework floor). Goal: GET p50 < 5 ms.
 Usage: python benchmarks/api.py [--seconds 10] [--connections 16] [--db URL]
+(`--db` should name an empty, throwaway database: the server creates its tables there.)
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from flowyard.store.db import connect, migrate
 from flowyard.store.resources import ResourceStore
 
 if TYPE_CHECKING:
+    from flowyard.artifacts.store import ArtifactStore
     from flowyard.controllers.loop import Manager
     from flowyard.environments.builder import EnvironmentBuilder
     from flowyard.executor.local import LocalExecutor
@@ -41,6 +42,7 @@ class Platform:
     executor: LocalExecutor | None = None
     environments: EnvironmentBuilder | None = None
     controllers: Manager | None = None
+    artifacts: ArtifactStore | None = None
     ready: bool = False
     extra: dict = field(default_factory=dict)
 

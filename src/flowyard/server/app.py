@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from flowyard import __version__
 from flowyard.api import auth, errors, namespaces, resources
+from flowyard.api import artifacts
 from flowyard.api.json import JSON
 from flowyard.controllers import environment, job
 from flowyard.controllers.loop import Manager
@@ -25,10 +26,12 @@ CONTROLLERS = [environment.CONTROLLER, job.CONTROLLER]
 async def start(p: Platform) -> None:
     """Start the executor and the controllers (also used by tests that need no HTTP)."""
     from flowyard import workloads
+    from flowyard.artifacts import ArtifactStore
     from flowyard.environments.builder import EnvironmentBuilder
     from flowyard.executor.local import LocalExecutor
 
     home = p.settings.home
+    p.artifacts = ArtifactStore(p.settings.artifacts_url)
     p.environments = EnvironmentBuilder(home / "envs")
     p.executor = LocalExecutor(
         home / "workloads",
@@ -108,6 +111,7 @@ def create_app(p: Platform) -> FastAPI:
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.include_router(auth.router)
     app.include_router(namespaces.router)
+    app.include_router(artifacts.router)
     app.include_router(resources.router)
     try:
         from flowyard.ui import routes as ui_routes
