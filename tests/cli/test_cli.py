@@ -254,3 +254,19 @@ def test_errors_are_one_line(run: Run, tmp_path: Path, case: str) -> None:
     }[case]
     done = run(*args, env=env, input="- just a list\n", ok=False)
     assert expected in done.stderr
+
+
+def test_offline_password_reset_with_home(server, tmp_path: Path) -> None:
+    """A forgotten admin password is reset on the server's own machine, from its home folder."""
+    import subprocess
+    import sys
+
+    env = {**server.env, "HOME": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-m", "flowyard", "user", "passwd", "admin", "--home", str(server.home),
+                        *(["--db", server.db] if server.db else [])],
+                       input="a-brand-new-password\n", capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    import httpx
+
+    ok = httpx.post(f"{server.url}/api/v1/auth/token", json={"username": "admin", "password": "a-brand-new-password"})
+    assert ok.status_code == 200

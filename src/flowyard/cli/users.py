@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from flowyard.cli.output import age, table
@@ -27,9 +29,21 @@ def add(name: str, admin: bool, no_namespace: bool) -> None:
 
 @user.command("passwd")
 @click.argument("name")
-def passwd(name: str) -> None:
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path),
+              help="Change it directly in this server home's database (e.g. a forgotten admin password).")
+@click.option("--db", help="With --home: the database URL, when the server uses one (postgresql://...).")
+def passwd(name: str, home: Path | None, db: str | None) -> None:
     """Change a password (stdin, or prompted for twice)."""
-    client().update_user(name, password=read_password(f"New password for {name}", confirm=True))
+    password = read_password(f"New password for {name}", confirm=True)
+    if home is None:
+        client().update_user(name, password=password)
+    else:
+        from flowyard.config import Settings
+        from flowyard.platform import Platform
+
+        if not (home / "session.key").exists():
+            raise click.ClickException(f"{home} is not a Flowyard home (no session.key)")
+        Platform.open(Settings(home=home, db=db)).accounts.update_user(name, password=password)
     click.echo(f"password of '{name}' changed")
 
 
