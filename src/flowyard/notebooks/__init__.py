@@ -1,0 +1,1 @@
+"""Notebook servers: per-user JupyterLab, started through the executor, reached only through the gateway."""
