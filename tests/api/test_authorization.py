@@ -8,6 +8,7 @@ credentials) or 403/404 (authenticated but not allowed) and no data.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable
 
 import httpx
@@ -50,36 +51,75 @@ ALL_MEMBERS = {"owner", "editor", "viewer"}
 WRITERS = {"owner", "editor"}
 AUTHENTICATED = {"owner", "editor", "viewer", "outsider"}
 
-CASES: list[tuple[str, set[str], Callable]] = [
-    ("list jobs", ALL_MEMBERS, lambda a: ("GET", f"{NS}/jobs", None)),
-    ("create job", WRITERS, lambda a: ("POST", f"{NS}/jobs", _job(f"c-{next(_counter)}"))),
-    ("get job", ALL_MEMBERS, lambda a: ("GET", f"{NS}/jobs/{new_job(a)}", None)),
-    ("replace job labels", WRITERS, lambda a: (lambda n: ("PUT", f"{NS}/jobs/{n}", {**_job(n), "metadata": {"name": n, "labels": {"x": "y"}}}))(new_job(a))),
-    ("patch job", WRITERS, lambda a: ("PATCH", f"{NS}/jobs/{new_job(a)}", {"metadata": {"labels": {"a": "b"}}})),
-    ("delete job", WRITERS, lambda a: ("DELETE", f"{NS}/jobs/{new_job(a)}", None)),
-    ("job events", ALL_MEMBERS, lambda a: ("GET", f"{NS}/jobs/{new_job(a)}/events", None)),
-    ("namespace events", ALL_MEMBERS, lambda a: ("GET", f"{NS}/events", None)),
-    ("list secrets", WRITERS, lambda a: ("GET", f"{NS}/secrets", None)),
-    ("get secret", WRITERS, lambda a: ("GET", f"{NS}/secrets/{new_secret(a)}", None)),
-    ("create secret", WRITERS, lambda a: ("POST", f"{NS}/secrets", _secret(f"s-{next(_counter)}"))),
-    ("delete secret", WRITERS, lambda a: ("DELETE", f"{NS}/secrets/{new_secret(a)}", None)),
-    ("list members", ALL_MEMBERS, lambda a: ("GET", f"{NS}/members", None)),
-    ("add member", {"owner"}, lambda a: ("PUT", f"{NS}/members/erin", {"role": "view"})),
-    ("remove member", {"owner"}, lambda a: (a.put(f"{NS}/members/frank", json={"role": "view"}),
+A = f"{NS}/artifacts"
+
+
+def _token_of_alice(a: httpx.Client) -> str:
+    return a.post("/api/v1/tokens", json={"name": "to-revoke"}).json()["id"]
+
+
+def _artifact(a: httpx.Client) -> str:
+    path = f"data/f{next(_counter)}.txt"
+    assert a.put(f"{NS}/artifacts/{path}", content=b"top-secret-value").status_code == 201
+    return path
+
+
+def _profile(a: httpx.Client) -> str:
+    name = f"p{next(_counter)}"
+    assert a.post("/api/v1/profiles", json={"metadata": {"name": name}, "spec": {"owner": {"name": "alice"}}}).status_code == 201
+    a.put(f"/api/v1/namespaces/{name}/members/bob", json={"role": "edit"})
+    a.put(f"/api/v1/namespaces/{name}/members/carol", json={"role": "view"})
+    return name
+
+
+# Each case: (name, route template as in /openapi.json, allowed roles, setup(owner client) -> request)
+CASES: list[tuple[str, str, set[str], Callable]] = [
+    ("list jobs", "GET /api/v1/namespaces/{namespace}/{plural}", ALL_MEMBERS, lambda a: ("GET", f"{NS}/jobs", None)),
+    ("create job", "POST /api/v1/namespaces/{namespace}/{plural}", WRITERS, lambda a: ("POST", f"{NS}/jobs", _job(f"c-{next(_counter)}"))),
+    ("get job", "GET /api/v1/namespaces/{namespace}/{plural}/{name}", ALL_MEMBERS, lambda a: ("GET", f"{NS}/jobs/{new_job(a)}", None)),
+    ("replace job labels", "PUT /api/v1/namespaces/{namespace}/{plural}/{name}", WRITERS, lambda a: (lambda n: ("PUT", f"{NS}/jobs/{n}", {**_job(n), "metadata": {"name": n, "labels": {"x": "y"}}}))(new_job(a))),
+    ("patch job", "PATCH /api/v1/namespaces/{namespace}/{plural}/{name}", WRITERS, lambda a: ("PATCH", f"{NS}/jobs/{new_job(a)}", {"metadata": {"labels": {"a": "b"}}})),
+    ("delete job", "DELETE /api/v1/namespaces/{namespace}/{plural}/{name}", WRITERS, lambda a: ("DELETE", f"{NS}/jobs/{new_job(a)}", None)),
+    ("job events", "GET /api/v1/namespaces/{namespace}/{plural}/{name}/events", ALL_MEMBERS, lambda a: ("GET", f"{NS}/jobs/{new_job(a)}/events", None)),
+    ("job log", "GET /api/v1/namespaces/{namespace}/{plural}/{name}/log", ALL_MEMBERS, lambda a: ("GET", f"{NS}/jobs/{new_job(a)}/log?follow=true", None)),
+    ("namespace events", "GET /api/v1/namespaces/{namespace}/events", ALL_MEMBERS, lambda a: ("GET", f"{NS}/events", None)),
+    ("list secrets", None, WRITERS, lambda a: ("GET", f"{NS}/secrets", None)),
+    ("get secret", None, WRITERS, lambda a: ("GET", f"{NS}/secrets/{new_secret(a)}", None)),
+    ("create secret", None, WRITERS, lambda a: ("POST", f"{NS}/secrets", _secret(f"s-{next(_counter)}"))),
+    ("delete secret", None, WRITERS, lambda a: ("DELETE", f"{NS}/secrets/{new_secret(a)}", None)),
+    ("list members", "GET /api/v1/namespaces/{namespace}/members", ALL_MEMBERS, lambda a: ("GET", f"{NS}/members", None)),
+    ("add member", "PUT /api/v1/namespaces/{namespace}/members/{user}", {"owner"}, lambda a: ("PUT", f"{NS}/members/erin", {"role": "view"})),
+    ("remove member", "DELETE /api/v1/namespaces/{namespace}/members/{user}", {"owner"}, lambda a: (a.put(f"{NS}/members/frank", json={"role": "view"}),
                                             ("DELETE", f"{NS}/members/frank", None))[1]),
-    ("get profile", ALL_MEMBERS, lambda a: ("GET", "/api/v1/profiles/alice", None)),
-    ("patch profile", {"owner"}, lambda a: ("PATCH", "/api/v1/profiles/alice",
+    ("list artifacts", "GET /api/v1/namespaces/{namespace}/artifacts", ALL_MEMBERS, lambda a: ("GET", A, None)),
+    ("download artifact", "GET /api/v1/namespaces/{namespace}/artifacts/{path}", ALL_MEMBERS, lambda a: ("GET", f"{A}/{_artifact(a)}", None)),
+    ("upload artifact", "PUT /api/v1/namespaces/{namespace}/artifacts/{path}", WRITERS, lambda a: ("PUT", f"{A}/up/{next(_counter)}.bin", None)),
+    ("delete artifact", "DELETE /api/v1/namespaces/{namespace}/artifacts/{path}", WRITERS, lambda a: ("DELETE", f"{A}/{_artifact(a)}", None)),
+    ("list profiles", "GET /api/v1/{plural}", AUTHENTICATED, lambda a: ("GET", "/api/v1/profiles", None)),
+    ("get profile", "GET /api/v1/{plural}/{name}", ALL_MEMBERS, lambda a: ("GET", "/api/v1/profiles/alice", None)),
+    ("patch profile", "PATCH /api/v1/{plural}/{name}", {"owner"}, lambda a: ("PATCH", "/api/v1/profiles/alice",
                                             {"metadata": {"labels": {"team": "ml"}}})),
-    ("list users", set(), lambda a: ("GET", "/api/v1/users", None)),
-    ("add user", set(), lambda a: ("POST", "/api/v1/users", {"username": f"u{next(_counter)}", "password": "password-123"})),
-    ("list environments", AUTHENTICATED, lambda a: ("GET", "/api/v1/environments", None)),
-    ("create environment", AUTHENTICATED, lambda a: ("POST", "/api/v1/environments",
+    ("replace profile", "PUT /api/v1/{plural}/{name}", {"owner"}, lambda a: ("PUT", "/api/v1/profiles/alice",
+                                            {"metadata": {"name": "alice"}, "spec": {"owner": {"name": "alice"}}})),
+    ("delete profile", "DELETE /api/v1/{plural}/{name}", {"owner"}, lambda a: ("DELETE", f"/api/v1/profiles/{_profile(a)}", None)),
+    ("profile events", "GET /api/v1/{plural}/{name}/events", ALL_MEMBERS, lambda a: ("GET", "/api/v1/profiles/alice/events", None)),
+    ("environment log", "GET /api/v1/{plural}/{name}/log", AUTHENTICATED, lambda a: ("GET", "/api/v1/environments/built/log", None)),
+    ("list jobs everywhere", None, AUTHENTICATED, lambda a: ("GET", "/api/v1/jobs", None)),
+    ("list users", "GET /api/v1/users", set(), lambda a: ("GET", "/api/v1/users", None)),
+    ("add user", "POST /api/v1/users", set(), lambda a: ("POST", "/api/v1/users", {"username": f"u{next(_counter)}", "password": "password-123"})),
+    ("get own user", "GET /api/v1/users/{name}", {"owner"}, lambda a: ("GET", "/api/v1/users/alice", None)),
+    ("change password", "PATCH /api/v1/users/{name}", {"owner"}, lambda a: ("PATCH", "/api/v1/users/alice", {"password": "alice-password-1"})),
+    ("list environments", None, AUTHENTICATED, lambda a: ("GET", "/api/v1/environments", None)),
+    ("create environment", "POST /api/v1/{plural}", AUTHENTICATED, lambda a: ("POST", "/api/v1/environments",
                                                      {"metadata": {"name": f"e-{next(_counter)}"}, "spec": {}})),
-    ("whoami", AUTHENTICATED, lambda a: ("GET", "/api/v1/auth/whoami", None)),
-    ("list tokens", AUTHENTICATED, lambda a: ("GET", "/api/v1/tokens", None)),
-    ("list namespaces", AUTHENTICATED, lambda a: ("GET", "/api/v1/namespaces", None)),
-    ("kinds", AUTHENTICATED, lambda a: ("GET", "/api/v1/kinds", None)),
+    ("whoami", "GET /api/v1/auth/whoami", AUTHENTICATED, lambda a: ("GET", "/api/v1/auth/whoami", None)),
+    ("list tokens", "GET /api/v1/tokens", AUTHENTICATED, lambda a: ("GET", "/api/v1/tokens", None)),
+    ("create token", "POST /api/v1/tokens", AUTHENTICATED, lambda a: ("POST", "/api/v1/tokens", {"name": "t"})),
+    ("revoke token", "DELETE /api/v1/tokens/{token_id}", {"owner"}, lambda a: ("DELETE", f"/api/v1/tokens/{_token_of_alice(a)}", None)),
+    ("list namespaces", "GET /api/v1/namespaces", AUTHENTICATED, lambda a: ("GET", "/api/v1/namespaces", None)),
+    ("kinds", "GET /api/v1/kinds", AUTHENTICATED, lambda a: ("GET", "/api/v1/kinds", None)),
 ]
+PUBLIC = {"GET /healthz", "GET /readyz", "GET /metrics", "POST /api/v1/auth/token"}
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +129,11 @@ def world(shared_server):
     with shared_server.client("alice", "alice-password-1") as alice:
         assert alice.put(f"{NS}/members/bob", json={"role": "edit"}).status_code == 200
         assert alice.put(f"{NS}/members/carol", json={"role": "view"}).status_code == 200
+        assert alice.post("/api/v1/environments", json={"metadata": {"name": "built"}, "spec": {}}).status_code == 201
+        deadline = time.time() + 60
+        while alice.get("/api/v1/environments/built").json()["status"].get("phase") != "Ready":
+            assert time.time() < deadline, "environment 'built' did not build"
+            time.sleep(0.2)
     return shared_server
 
 
@@ -101,10 +146,17 @@ def _client(server, role: str) -> httpx.Client:
     return server.client(user, f"{user}-password-1")
 
 
+def test_every_route_is_in_the_matrix(world) -> None:
+    spec = httpx.get(f"{world.url}/openapi.json").json()
+    routes = {f"{m.upper()} {path}" for path, ops in spec["paths"].items() for m in ops}
+    covered = {c[1] for c in CASES if c[1]}
+    assert routes - PUBLIC - covered == set(), "add a case for each new route"
+
+
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_matrix(world, case, role: str) -> None:
-    name, allowed, setup = case
+    name, _, allowed, setup = case
     with world.client("alice", "alice-password-1") as owner:
         method, path, body = setup(owner)
     with _client(world, role) as c:

@@ -211,3 +211,36 @@ def test_follow_waits_for_a_job_to_start(shared_server) -> None:
         assert c.get("/api/v1/namespaces/tiny/jobs/waiter/log").status_code in (200, 404)
         r = c.get("/api/v1/namespaces/tiny/jobs/waiter/log", params={"follow": "true"})
         assert "finally" in r.text
+
+
+def test_creator_is_recorded_and_cannot_be_forged(shared_server) -> None:
+    shared_server.add_user("maker")
+    with shared_server.client("maker", "maker-password-1") as c:
+        body = job("made", "pass")
+        body["metadata"]["annotations"] = {"flowyard.io/creator": "someone-else"}
+        made = c.post("/api/v1/namespaces/maker/jobs", json=body).json()
+        assert made["metadata"]["annotations"]["flowyard.io/creator"] == "maker"
+        patched = c.patch("/api/v1/namespaces/maker/jobs/made",
+                          json={"metadata": {"annotations": {"flowyard.io/creator": "x", "note": "n"}}}).json()
+        assert patched["metadata"]["annotations"] == {"flowyard.io/creator": "maker", "note": "n"}
+
+
+def test_deleting_a_running_job_stops_its_process(shared_server) -> None:
+    import json as _json
+    import os
+
+    with shared_server.client() as c:
+        c.post("/api/v1/namespaces/admin/jobs", json=job("doomed", "import time; time.sleep(120)"))
+        running = wait_phase(c, "/api/v1/namespaces/admin/jobs/doomed", {"Running"})
+        wid = running["status"]["workload"]
+        pid = _json.loads((shared_server.home / "workloads" / wid / "state.json").read_text())["status"]["pid"]
+        assert c.delete("/api/v1/namespaces/admin/jobs/doomed").status_code == 200
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the deleted job's process is still running")

@@ -91,30 +91,41 @@ def _create(p: Platform, who: Principal, kind: Kind, ns: str, body: dict[str, An
             raise Forbidden("you can only create a namespace you own: set spec.owner.name to your user name")
         if owner:
             p.accounts.get_user(owner)
-    elif not kind.namespaced:
-        meta = body.setdefault("metadata", {}) if isinstance(body.get("metadata", {}), dict) else None
-        if meta is None:
-            raise Invalid("metadata must be an object")
-        meta.setdefault("annotations", {})
-        if isinstance(meta["annotations"], dict):
-            meta["annotations"][CREATOR] = who.user
-    obj = p.store.create(kind, ns, body)
+    obj = p.store.create(kind, ns, _with_creator(body, who.user))
     if kind is PROFILE:
         name = obj["metadata"]["name"]
         p.namespaces.set_member(name, obj["spec"]["owner"]["name"], "admin")
     return _show(kind, obj)
 
 
-def _keep_creator(p: Platform, kind: Kind, name: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Carry the creator annotation of a cluster-scoped object over into a replacement."""
-    if kind.namespaced or kind is PROFILE or not isinstance(body.get("metadata", {}), dict):
-        return body
-    creator = p.store.get(kind, "", name)["metadata"]["annotations"].get(CREATOR)
-    meta = dict(body.get("metadata") or {})
+def _with_creator(body: dict[str, Any], creator: str | None) -> dict[str, Any]:
+    """`body` with the creator annotation set (it records who made an object; users cannot forge it)."""
+    meta = body.get("metadata")
+    if meta is not None and not isinstance(meta, dict):
+        return body  # the store rejects it with a clear message
+    meta = dict(meta or {})
     annotations = meta.get("annotations")
-    if creator and (annotations is None or isinstance(annotations, dict)):
-        meta["annotations"] = {**(annotations or {}), CREATOR: creator}
-    return {**body, "metadata": meta}
+    if annotations is not None and not isinstance(annotations, dict):
+        return body
+    annotations = {k: v for k, v in (annotations or {}).items() if k != CREATOR}
+    if creator:
+        annotations[CREATOR] = creator
+    return {**body, "metadata": {**meta, "annotations": annotations}}
+
+
+def _no_creator(patch: dict[str, Any]) -> dict[str, Any]:
+    """A merge patch without any change to the creator annotation."""
+    annotations = (patch.get("metadata") or {}).get("annotations") if isinstance(patch.get("metadata"), dict) else None
+    if isinstance(annotations, dict) and CREATOR in annotations:
+        rest = {k: v for k, v in annotations.items() if k != CREATOR}
+        return {**patch, "metadata": {**patch["metadata"], "annotations": rest}}
+    return patch
+
+
+def _keep_creator(p: Platform, kind: Kind, ns: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Carry the stored creator annotation over into a replacement."""
+    creator = p.store.get(kind, ns, name)["metadata"]["annotations"].get(CREATOR)
+    return _with_creator(body, creator)
 
 
 def _after_write(p: Platform, kind: Kind, obj: Manifest) -> Manifest:
@@ -219,7 +230,7 @@ def replace_namespaced(namespace: str, plural: str, name: str, body: dict[str, A
                        who: Principal = Depends(principal), p: Platform = Depends(platform)) -> Manifest:
     kind = _kind(plural, True)
     _authorize(p, who, kind, namespace, name, True)
-    return _after_write(p, kind, p.store.replace(kind, namespace, name, body))
+    return _after_write(p, kind, p.store.replace(kind, namespace, name, _keep_creator(p, kind, namespace, name, body)))
 
 
 @router.patch("/namespaces/{namespace}/{plural}/{name}", summary="Merge-patch an object's metadata and spec")
@@ -227,7 +238,7 @@ def patch_namespaced(namespace: str, plural: str, name: str, body: dict[str, Any
                      who: Principal = Depends(principal), p: Platform = Depends(platform)) -> Manifest:
     kind = _kind(plural, True)
     _authorize(p, who, kind, namespace, name, True)
-    return _after_write(p, kind, p.store.patch(kind, namespace, name, body))
+    return _after_write(p, kind, p.store.patch(kind, namespace, name, _no_creator(body)))
 
 
 @router.delete("/namespaces/{namespace}/{plural}/{name}", summary="Delete an object")
@@ -275,7 +286,7 @@ def replace_cluster(plural: str, name: str, body: dict[str, Any] = _Body, who: P
                     p: Platform = Depends(platform)) -> Manifest:
     kind = _kind(plural, False)
     _authorize(p, who, kind, "", name, True)
-    return _after_write(p, kind, p.store.replace(kind, "", name, _keep_creator(p, kind, name, body)))
+    return _after_write(p, kind, p.store.replace(kind, "", name, _keep_creator(p, kind, "", name, body)))
 
 
 @router.patch("/{plural}/{name}", summary="Merge-patch a cluster-scoped object")
@@ -283,7 +294,7 @@ def patch_cluster(plural: str, name: str, body: dict[str, Any] = _Patch, who: Pr
                   p: Platform = Depends(platform)) -> Manifest:
     kind = _kind(plural, False)
     _authorize(p, who, kind, "", name, True)
-    return _after_write(p, kind, p.store.patch(kind, "", name, body))
+    return _after_write(p, kind, p.store.patch(kind, "", name, _no_creator(body)))
 
 
 @router.delete("/{plural}/{name}", summary="Delete a cluster-scoped object")

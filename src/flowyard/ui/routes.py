@@ -26,7 +26,7 @@ from flowyard import __version__, quantity
 from flowyard.accounts import SESSION_SECONDS, Principal
 from flowyard.api.deps import CSRF_HEADER, SESSION_COOKIE, session_id, sign_session
 from flowyard.errors import FlowyardError, NotFound, Unauthorized
-from flowyard.kinds import all_kinds
+from flowyard.kinds import Kind, all_kinds, lookup
 from flowyard.namespaces import PROFILE, ROLES
 from flowyard.platform import Platform
 
@@ -53,6 +53,7 @@ class NavItem:
 
 NAV: list[NavItem] = [
     NavItem("home", "Home", "/", "home"),
+    NavItem("notebooks", "Notebooks", "/notebooks", "notebook"),
     NavItem("members", "Members", "/members", "users"),
 ]
 
@@ -318,6 +319,130 @@ def members_page(request: Request) -> Response:
                   editable=sh.can("admin"))
 
 
+# -- notebooks -------------------------------------------------------------------------------
+
+STOP_ANNOTATION = "kubeflow-resource-stopped"
+"""Present on a Notebook that should be stopped (Kubeflow's convention); its value is when it was asked."""
+GPU_RESOURCE = "nvidia.com/gpu"
+WORKSPACE_MOUNT = "/home/jovyan"
+"""Where the workspace volume is mounted, as in Kubeflow's notebook images."""
+NOTEBOOK_NAME_MAX = 52
+"""So that `<name>-workspace` is still a valid volume name (63 characters at most)."""
+
+
+def _kind_or_none(name: str) -> Kind | None:
+    """The registered kind called `name`, or None while its feature is not installed."""
+    try:
+        return lookup(name)
+    except NotFound:
+        return None
+
+
+def notebook_row(obj: dict[str, Any]) -> dict[str, Any]:
+    """What the notebooks table shows of one Notebook manifest (app.js `notebookRow` mirrors this)."""
+    meta = obj.get("metadata") or {}
+    pod = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+    containers = pod.get("containers") or [{}]
+    container = containers[0] if isinstance(containers[0], dict) else {}
+    resources = container.get("resources") or {}
+    limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
+
+    def amount(key: str) -> str | None:
+        value = limits.get(key, requests.get(key))
+        return None if value is None or value == "" else str(value)
+
+    status = obj.get("status") or {}
+    stopped = STOP_ANNOTATION in (meta.get("annotations") or {})
+    phase = str(status.get("phase") or "Pending")
+    ready = next((c for c in status.get("conditions") or [] if isinstance(c, dict) and c.get("type") == "Ready"), None)
+    shown = phase
+    if stopped and phase not in ("Stopped", "Failed"):
+        shown = "Stopping"
+    elif not stopped and phase == "Stopped":
+        shown = "Starting"
+    url = status.get("url") or ""
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in pod.get("volumes") or []
+              if isinstance(v, dict) and isinstance(v.get("persistentVolumeClaim"), dict)
+              and v["persistentVolumeClaim"].get("claimName")]
+    return {
+        "name": meta.get("name", ""),
+        "environment": container.get("image") or "default",
+        "cpu": amount("cpu"), "memory": amount("memory"), "gpu": amount(GPU_RESOURCE),
+        "phase": shown,
+        "message": status.get("message") or "",
+        "ready": None if ready is None else ready.get("status") == "True",
+        "ready_reason": "" if ready is None else (ready.get("message") or ready.get("reason") or ""),
+        "last_activity": status.get("lastActivity") or "",
+        "stopped": stopped,
+        "connect": (url if url.endswith("/") else url + "/") + "lab" if url and phase == "Running" and not stopped
+        else None,
+        "claims": claims,
+    }
+
+
+def notebooks_page(request: Request) -> Response:
+    sh = shell(request, "notebooks")
+    if sh.namespace is None:
+        return render(sh, "notebooks.html")
+    kind = _kind_or_none("Notebook")
+    rows: list[dict[str, Any]] = []
+    if kind is not None:
+        items, _ = sh.platform.store.list(kind, sh.namespace)
+        rows = [notebook_row(kind.present(i)) for i in items]
+    return render(sh, "notebooks.html", available=kind is not None, rows=rows, editable=sh.can("edit"))
+
+
+def _environments(p: Platform) -> list[dict[str, str]]:
+    """Ready environments, `default` first (it is the platform's own interpreter and always usable)."""
+    kind = _kind_or_none("Environment")
+    items = p.store.list(kind, None)[0] if kind is not None else []
+    envs = []
+    for e in items:
+        name = e["metadata"]["name"]
+        if name != "default" and (e.get("status") or {}).get("phase") != "Ready":
+            continue
+        reqs = (e.get("spec") or {}).get("requirements") or []
+        envs.append({"name": name, "description": "the platform's own Python" if name == "default" else
+                     f"{len(reqs)} package{'' if len(reqs) == 1 else 's'}"})
+    if not any(e["name"] == "default" for e in envs):
+        envs.append({"name": "default", "description": "the platform's own Python"})
+    return sorted(envs, key=lambda e: (e["name"] != "default", e["name"]))
+
+
+def _claims(p: Platform, namespace: str) -> list[dict[str, str]] | None:
+    """The namespace's PersistentVolumeClaims (name and size), or None if the kind is not installed."""
+    kind = _kind_or_none("PersistentVolumeClaim")
+    if kind is None:
+        return None
+    out = []
+    for c in p.store.list(kind, namespace)[0]:
+        size = (((c.get("spec") or {}).get("resources") or {}).get("requests") or {}).get("storage")
+        out.append({"name": c["metadata"]["name"], "size": str(size) if size else ""})
+    return out
+
+
+def notebook_new_page(request: Request) -> Response:
+    sh = shell(request, "notebooks")
+    if sh.namespace is None:
+        return render(sh, "notebooks_new.html")
+    if not sh.can("edit"):
+        return render(sh, "notebooks_new.html", status_code=403, forbidden=True)
+    p = sh.platform
+    capacity = getattr(p.executor, "capacity", None)
+    gpus = int(getattr(capacity, "gpu", 0) or 0) if capacity is not None else 0
+    hint = None
+    if capacity is not None:
+        try:
+            hint = (f"This server has {quantity.format_cpu(capacity.cpu)} CPU cores, "
+                    f"{capacity.memory / 2**30:.0f} GiB of memory and "
+                    f"{gpus or 'no'} GPU{'' if gpus == 1 else 's'}.")
+        except (AttributeError, TypeError, ValueError):
+            hint = None
+    return render(sh, "notebooks_new.html", available=_kind_or_none("Notebook") is not None,
+                  environments=_environments(p), claims=_claims(p, sh.namespace), max_gpus=gpus,
+                  capacity_hint=hint, name_max=NOTEBOOK_NAME_MAX, workspace_mount=WORKSPACE_MOUNT)
+
+
 def install(app: FastAPI) -> None:
     """Mount the static files and add the dashboard's pages to `app`."""
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
@@ -334,4 +459,6 @@ def install(app: FastAPI) -> None:
     app.add_api_route("/login", login, methods=["POST"], include_in_schema=False)
     app.add_api_route("/logout", logout, methods=["POST"], include_in_schema=False)
     app.add_api_route("/", home, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/notebooks", notebooks_page, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/notebooks/new", notebook_new_page, methods=["GET"], include_in_schema=False)
     app.add_api_route("/members", members_page, methods=["GET"], include_in_schema=False)
