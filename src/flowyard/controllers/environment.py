@@ -17,7 +17,7 @@ from typing import Any
 from flowyard.controllers.loop import Controller
 from flowyard.environments.builder import EnvironmentBuildError
 from flowyard.errors import Invalid, NotFound
-from flowyard.executor._logs import stream_log
+from flowyard.executor.logfile import stream_log
 from flowyard.kinds import Kind, Manifest, register
 from flowyard.platform import Platform
 from flowyard.status import set_condition

@@ -28,7 +28,7 @@ import psutil
 
 from flowyard.executor import _process
 from flowyard.executor._files import read_exit_code, read_json, tail_lines, write_json
-from flowyard.executor._logs import stream_log
+from flowyard.executor.logfile import stream_log
 from flowyard.executor.admission import Verdict, check_admission, never_fits
 from flowyard.executor.base import Phase, Quota, Resources, WorkloadSpec, WorkloadStatus
 from flowyard.executor.errors import UnknownEnvironment, WorkloadActive, WorkloadNotFound
