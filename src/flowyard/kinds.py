@@ -13,6 +13,8 @@ from typing import Any
 from flowyard.errors import NotFound
 
 Manifest = dict[str, Any]
+CREATOR = "flowyard.io/creator"
+"""Annotation the API stamps on every object with the user who created it (never from input)."""
 
 
 def _identity(manifest: Manifest, old: Manifest | None) -> dict[str, Any]:
@@ -38,6 +40,10 @@ class Kind:
     """Turns a stored manifest into what the API returns (e.g. masks secret values)."""
     min_read_role: str = "view"
     """The namespace role needed to read objects of this kind."""
+    admit: Callable[[Any, str, Manifest], None] | None = None
+    """Checks against the rest of the platform before the API stores a create or a spec change,
+    called as `admit(platform, namespace, manifest)` with the validated spec; raises a
+    `flowyard.errors` error (an unknown environment, a quota) to refuse it."""
 
     @property
     def plural(self) -> str:

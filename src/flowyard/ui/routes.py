@@ -354,29 +354,33 @@ def notebook_row(obj: dict[str, Any]) -> dict[str, Any]:
     status = obj.get("status") or {}
     stopped = STOP_ANNOTATION in (meta.get("annotations") or {})
     phase = str(status.get("phase") or "Pending")
-    ready = next((c for c in status.get("conditions") or [] if isinstance(c, dict) and c.get("type") == "Ready"), None)
+    ready = next((c for c in status.get("conditions") or []
+                  if isinstance(c, dict) and c.get("type") == "Ready"), None)
     shown = phase
     if stopped and phase not in ("Stopped", "Failed"):
         shown = "Stopping"
     elif not stopped and phase == "Stopped":
         shown = "Starting"
     url = status.get("url") or ""
-    claims = [v["persistentVolumeClaim"]["claimName"] for v in pod.get("volumes") or []
-              if isinstance(v, dict) and isinstance(v.get("persistentVolumeClaim"), dict)
-              and v["persistentVolumeClaim"].get("claimName")]
+    volumes = {v.get("name"): v["persistentVolumeClaim"]["claimName"] for v in pod.get("volumes") or []
+               if isinstance(v, dict) and isinstance(v.get("persistentVolumeClaim"), dict)
+               and v["persistentVolumeClaim"].get("claimName")}
+    workspace = next((volumes.get(m.get("name")) for m in container.get("volumeMounts") or []
+                      if isinstance(m, dict) and str(m.get("mountPath", "")).rstrip("/") == WORKSPACE_MOUNT), None)
     return {
         "name": meta.get("name", ""),
         "environment": container.get("image") or "default",
         "cpu": amount("cpu"), "memory": amount("memory"), "gpu": amount(GPU_RESOURCE),
         "phase": shown,
         "message": status.get("message") or "",
-        "ready": None if ready is None else ready.get("status") == "True",
+        "ready": None if ready is None or shown == "Stopped" else ready.get("status") == "True",
         "ready_reason": "" if ready is None else (ready.get("message") or ready.get("reason") or ""),
         "last_activity": status.get("lastActivity") or "",
         "stopped": stopped,
         "connect": (url if url.endswith("/") else url + "/") + "lab" if url and phase == "Running" and not stopped
         else None,
-        "claims": claims,
+        "workspace": workspace or "",
+        "claims": list(volumes.values()),
     }
 
 
