@@ -17,7 +17,7 @@ from flowyard.accounts import Principal
 from flowyard.api.deps import platform, principal
 from flowyard.api.json import JSON
 from flowyard.errors import Forbidden, Invalid, NotFound
-from flowyard.kinds import Kind, Manifest, all_kinds, lookup
+from flowyard.kinds import CREATOR, Kind, Manifest, all_kinds, lookup
 from flowyard.namespaces import PROFILE
 from flowyard.platform import Platform
 
@@ -25,7 +25,6 @@ router = APIRouter(prefix="/api/v1", tags=["resources"])
 # Reads are coroutines that query the store directly: one indexed query is cheaper than the
 # thread-pool hop a plain `def` endpoint costs. Writes stay in the thread pool.
 
-CREATOR = "flowyard.io/creator"
 LogSource = Callable[[Platform, Manifest, bool, int | None], Awaitable[AsyncIterator[bytes]]]
 LOG_SOURCES: dict[str, LogSource] = {}
 """Per-kind log readers; the default reads the executor workload named in `status.workload`."""
@@ -91,11 +90,22 @@ def _create(p: Platform, who: Principal, kind: Kind, ns: str, body: dict[str, An
             raise Forbidden("you can only create a namespace you own: set spec.owner.name to your user name")
         if owner:
             p.accounts.get_user(owner)
+    _admit(p, kind, ns, body, None)
     obj = p.store.create(kind, ns, _with_creator(body, who.user))
     if kind is PROFILE:
         name = obj["metadata"]["name"]
         p.namespaces.set_member(name, obj["spec"]["owner"]["name"], "admin")
     return _show(kind, obj)
+
+
+def _admit(p: Platform, kind: Kind, ns: str, body: dict[str, Any], name: str | None) -> None:
+    """Run the kind's platform-wide checks (environment exists, quota) before a write."""
+    if kind.admit is None:
+        return
+    old = p.store.get(kind, ns, name) if name else None
+    spec = kind.spec_from(body, old)
+    if old is None or spec != old["spec"]:
+        kind.admit(p, ns, {**body, "spec": spec})
 
 
 def _with_creator(body: dict[str, Any], creator: str | None) -> dict[str, Any]:
@@ -230,6 +240,7 @@ def replace_namespaced(namespace: str, plural: str, name: str, body: dict[str, A
                        who: Principal = Depends(principal), p: Platform = Depends(platform)) -> Manifest:
     kind = _kind(plural, True)
     _authorize(p, who, kind, namespace, name, True)
+    _admit(p, kind, namespace, body, name)
     return _after_write(p, kind, p.store.replace(kind, namespace, name, _keep_creator(p, kind, namespace, name, body)))
 
 

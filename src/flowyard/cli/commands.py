@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from flowyard.cli import auth, environments, namespaces, resources, tokens, users
+from flowyard.cli import auth, environments, namespaces, notebooks, resources, tokens, users
 
 
 def register(cli: click.Group) -> None:
     """Add every client command to `cli`."""
     for command in (auth.login, auth.logout, auth.whoami, users.user, tokens.token, resources.apply,
                     resources.get, resources.delete, resources.describe, resources.logs, namespaces.ns,
-                    environments.env):
+                    environments.env, notebooks.notebook):
         cli.add_command(command)

@@ -15,12 +15,19 @@ from flowyard.api import auth, errors, namespaces, resources
 from flowyard.api import artifacts
 from flowyard.api.json import JSON
 from flowyard.controllers import environment, job
+from flowyard.controllers import recurringrun, run
 from flowyard.controllers.loop import Manager
+from flowyard.notebooks import controller as notebooks
+from flowyard.notebooks import volumes
+from flowyard.notebooks import gateway
+from flowyard.pipelines import api as kfp_api
 from flowyard.platform import Platform
+from flowyard.server import proxy
 from flowyard.server.metrics import MetricsMiddleware, exposition
 
 log = logging.getLogger("flowyard")
-CONTROLLERS = [environment.CONTROLLER, job.CONTROLLER]
+CONTROLLERS = [environment.CONTROLLER, job.CONTROLLER, volumes.CONTROLLER, notebooks.CONTROLLER,
+               run.CONTROLLER, recurringrun.CONTROLLER]
 
 
 async def start(p: Platform) -> None:
@@ -51,6 +58,7 @@ async def stop(p: Platform) -> None:
         await p.controllers.stop()
     if p.executor is not None:
         await p.executor.close(stop_workloads=not p.settings.keep_workloads)
+    await proxy.close()
 
 
 def _openapi(app: FastAPI) -> dict:
@@ -113,6 +121,8 @@ def create_app(p: Platform) -> FastAPI:
     app.include_router(namespaces.router)
     app.include_router(artifacts.router)
     app.include_router(resources.router)
+    app.include_router(kfp_api.router)
+    gateway.install(app)
     try:
         from flowyard.ui import routes as ui_routes
     except ImportError:
