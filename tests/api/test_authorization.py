@@ -72,6 +72,74 @@ def _profile(a: httpx.Client) -> str:
     return name
 
 
+
+# -- KFP v2beta1 (/apis/v2beta1): objects in namespace alice, addressed by KFP id -----------------
+K = "/apis/v2beta1"
+_KFP_SPEC = {
+    "pipelineInfo": {"name": "authz-pipeline"}, "schemaVersion": "2.1.0", "sdkVersion": "kfp-2.17.3",
+    "components": {"comp-echo": {"executorLabel": "exec-echo"}},
+    "deploymentSpec": {"executors": {"exec-echo": {"container": {"image": "python:3.11",
+                                                                  "command": ["python", "-c", "pass"]}}}},
+    "root": {"dag": {"tasks": {"echo": {"componentRef": {"name": "comp-echo"}, "taskInfo": {"name": "echo"}}}}},
+}
+
+
+def _kfp_experiment(a: httpx.Client) -> str:
+    r = a.post(f"{K}/experiments", json={"display_name": f"kx-{next(_counter)}", "namespace": "alice"})
+    assert r.status_code == 200, r.text
+    return r.json()["experiment_id"]
+
+
+def _kfp_pipeline(a: httpx.Client) -> str:
+    import yaml
+
+    r = a.post(f"{K}/pipelines/upload", params={"name": f"kp-{next(_counter)}", "namespace": "alice"},
+               files={"uploadfile": ("p.yaml", yaml.safe_dump(_KFP_SPEC).encode())})
+    assert r.status_code == 200, r.text
+    return r.json()["pipeline_id"]
+
+
+def _kfp_version(a: httpx.Client) -> tuple[str, str]:
+    pid = _kfp_pipeline(a)
+    return pid, a.get(f"{K}/pipelines/{pid}/versions").json()["pipeline_versions"][0]["pipeline_version_id"]
+
+
+def _kfp_run_body(a: httpx.Client) -> dict:
+    return {"display_name": f"kr-{next(_counter)}", "experiment_id": _kfp_experiment(a), "pipeline_spec": _KFP_SPEC}
+
+
+def _kfp_run(a: httpx.Client) -> str:
+    r = a.post(f"{K}/runs", json=_kfp_run_body(a))
+    assert r.status_code == 200, r.text
+    return r.json()["run_id"]
+
+
+def _kfp_rr_body(a: httpx.Client) -> dict:
+    return {**_kfp_run_body(a), "trigger": {"cron_schedule": {"cron": "0 0 3 * * *"}}, "mode": "DISABLE"}
+
+
+def _kfp_rr(a: httpx.Client) -> str:
+    r = a.post(f"{K}/recurringruns", json=_kfp_rr_body(a))
+    assert r.status_code == 200, r.text
+    return r.json()["recurring_run_id"]
+
+
+def _wait_run_over(a: httpx.Client, run_id: str) -> None:
+    deadline = time.time() + 30
+    while a.get(f"{K}/runs/{run_id}").json().get("state") not in ("FAILED", "CANCELED", "SUCCEEDED"):
+        assert time.time() < deadline, "run did not stop"
+        time.sleep(0.2)
+
+
+def _kfp_upload(query: str) -> Callable:
+    import yaml
+
+    def make(a: httpx.Client):
+        return ("UPLOAD", f"{K}/pipelines/{query.format(pid=_kfp_pipeline(a) if '{pid}' in query else '', n=next(_counter))}",
+                {"uploadfile": ("p.yaml", yaml.safe_dump(_KFP_SPEC).encode())})
+    return make
+
+
 # Each case: (name, route template as in /openapi.json, allowed roles, setup(owner client) -> request)
 CASES: list[tuple[str, str, set[str], Callable]] = [
     ("list jobs", "GET /api/v1/namespaces/{namespace}/{plural}", ALL_MEMBERS, lambda a: ("GET", f"{NS}/jobs", None)),
@@ -118,8 +186,36 @@ CASES: list[tuple[str, str, set[str], Callable]] = [
     ("revoke token", "DELETE /api/v1/tokens/{token_id}", {"owner"}, lambda a: ("DELETE", f"/api/v1/tokens/{_token_of_alice(a)}", None)),
     ("list namespaces", "GET /api/v1/namespaces", AUTHENTICATED, lambda a: ("GET", "/api/v1/namespaces", None)),
     ("kinds", "GET /api/v1/kinds", AUTHENTICATED, lambda a: ("GET", "/api/v1/kinds", None)),
+    ("kfp create experiment", "POST /apis/v2beta1/experiments", WRITERS, lambda a: ("POST", f"{K}/experiments", {"display_name": f"ce-{next(_counter)}", "namespace": "alice"})),
+    ("kfp list experiments", "GET /apis/v2beta1/experiments", ALL_MEMBERS, lambda a: ("GET", f"{K}/experiments?namespace=alice", None)),
+    ("kfp get experiment", "GET /apis/v2beta1/experiments/{experiment_id}", ALL_MEMBERS, lambda a: ("GET", f"{K}/experiments/{_kfp_experiment(a)}", None)),
+    ("kfp archive experiment", "POST /apis/v2beta1/experiments/{experiment_id}:archive", WRITERS, lambda a: ("POST", f"{K}/experiments/{_kfp_experiment(a)}:archive", None)),
+    ("kfp unarchive experiment", "POST /apis/v2beta1/experiments/{experiment_id}:unarchive", WRITERS, lambda a: ("POST", f"{K}/experiments/{_kfp_experiment(a)}:unarchive", None)),
+    ("kfp delete experiment", "DELETE /apis/v2beta1/experiments/{experiment_id}", WRITERS, lambda a: ("DELETE", f"{K}/experiments/{_kfp_experiment(a)}", None)),
+    ("kfp upload pipeline", "POST /apis/v2beta1/pipelines/upload", WRITERS, _kfp_upload("upload?name=up-{n}&namespace=alice")),
+    ("kfp upload version", "POST /apis/v2beta1/pipelines/upload_version", WRITERS, _kfp_upload("upload_version?name=v-{n}&pipelineid={pid}")),
+    ("kfp list pipelines", "GET /apis/v2beta1/pipelines", ALL_MEMBERS, lambda a: ("GET", f"{K}/pipelines?namespace=alice", None)),
+    ("kfp get pipeline", "GET /apis/v2beta1/pipelines/{pipeline_id}", ALL_MEMBERS, lambda a: ("GET", f"{K}/pipelines/{_kfp_pipeline(a)}", None)),
+    ("kfp delete pipeline", "DELETE /apis/v2beta1/pipelines/{pipeline_id}", WRITERS, lambda a: ("DELETE", f"{K}/pipelines/{_kfp_pipeline(a)}?cascade=true", None)),
+    ("kfp list versions", "GET /apis/v2beta1/pipelines/{pipeline_id}/versions", ALL_MEMBERS, lambda a: ("GET", f"{K}/pipelines/{_kfp_pipeline(a)}/versions", None)),
+    ("kfp get version", "GET /apis/v2beta1/pipelines/{pipeline_id}/versions/{pipeline_version_id}", ALL_MEMBERS, lambda a: ("GET", "{}/pipelines/{}/versions/{}".format(K, *_kfp_version(a)), None)),
+    ("kfp delete version", "DELETE /apis/v2beta1/pipelines/{pipeline_id}/versions/{pipeline_version_id}", WRITERS, lambda a: ("DELETE", "{}/pipelines/{}/versions/{}".format(K, *_kfp_version(a)), None)),
+    ("kfp create run", "POST /apis/v2beta1/runs", WRITERS, lambda a: ("POST", f"{K}/runs", _kfp_run_body(a))),
+    ("kfp list runs", "GET /apis/v2beta1/runs", ALL_MEMBERS, lambda a: ("GET", f"{K}/runs?namespace=alice", None)),
+    ("kfp get run", "GET /apis/v2beta1/runs/{run_id}", ALL_MEMBERS, lambda a: ("GET", f"{K}/runs/{_kfp_run(a)}", None)),
+    ("kfp terminate run", "POST /apis/v2beta1/runs/{run_id}:terminate", WRITERS, lambda a: ("POST", f"{K}/runs/{_kfp_run(a)}:terminate", None)),
+    ("kfp retry run", "POST /apis/v2beta1/runs/{run_id}:retry", WRITERS, lambda a: (lambda r: (a.post(f"{K}/runs/{r}:terminate"), _wait_run_over(a, r), ("POST", f"{K}/runs/{r}:retry", None))[2])(_kfp_run(a))),
+    ("kfp archive run", "POST /apis/v2beta1/runs/{run_id}:archive", WRITERS, lambda a: ("POST", f"{K}/runs/{_kfp_run(a)}:archive", None)),
+    ("kfp unarchive run", "POST /apis/v2beta1/runs/{run_id}:unarchive", WRITERS, lambda a: ("POST", f"{K}/runs/{_kfp_run(a)}:unarchive", None)),
+    ("kfp delete run", "DELETE /apis/v2beta1/runs/{run_id}", WRITERS, lambda a: ("DELETE", f"{K}/runs/{_kfp_run(a)}", None)),
+    ("kfp create recurring run", "POST /apis/v2beta1/recurringruns", WRITERS, lambda a: ("POST", f"{K}/recurringruns", _kfp_rr_body(a))),
+    ("kfp list recurring runs", "GET /apis/v2beta1/recurringruns", ALL_MEMBERS, lambda a: ("GET", f"{K}/recurringruns?namespace=alice", None)),
+    ("kfp get recurring run", "GET /apis/v2beta1/recurringruns/{recurring_run_id}", ALL_MEMBERS, lambda a: ("GET", f"{K}/recurringruns/{_kfp_rr(a)}", None)),
+    ("kfp enable recurring run", "POST /apis/v2beta1/recurringruns/{recurring_run_id}:enable", WRITERS, lambda a: ("POST", f"{K}/recurringruns/{_kfp_rr(a)}:enable", None)),
+    ("kfp disable recurring run", "POST /apis/v2beta1/recurringruns/{recurring_run_id}:disable", WRITERS, lambda a: ("POST", f"{K}/recurringruns/{_kfp_rr(a)}:disable", None)),
+    ("kfp delete recurring run", "DELETE /apis/v2beta1/recurringruns/{recurring_run_id}", WRITERS, lambda a: ("DELETE", f"{K}/recurringruns/{_kfp_rr(a)}", None)),
 ]
-PUBLIC = {"GET /healthz", "GET /readyz", "GET /metrics", "POST /api/v1/auth/token"}
+PUBLIC = {"GET /apis/v2beta1/healthz", "GET /healthz", "GET /readyz", "GET /metrics", "POST /api/v1/auth/token"}
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +256,10 @@ def test_matrix(world, case, role: str) -> None:
     with world.client("alice", "alice-password-1") as owner:
         method, path, body = setup(owner)
     with _client(world, role) as c:
-        r = c.request(method, path, json=body)
+        if method == "UPLOAD":  # multipart (KFP pipeline uploads)
+            r = c.post(path, files=body)
+        else:
+            r = c.request(method, path, json=body)
     if role in allowed:
         assert r.status_code < 300, f"{role} should be allowed to {name}: {r.status_code} {r.text}"
     elif role in ("anonymous", "badtoken"):
