@@ -382,8 +382,10 @@ def test_readoption_after_crash(make_executor):
     run(before_crash())
     # kill "victim"'s runner and command while no executor watches it
     victim = psutil.Process(state["victim"])
-    for proc in [*victim.children(recursive=True), victim]:
+    procs = [*victim.children(recursive=True), victim]
+    for proc in procs:
         proc.send_signal(signal.SIGKILL)
+    psutil.wait_procs(procs, timeout=10)  # a kill is delivered asynchronously; on a loaded machine it takes a while
 
     async def after_restart():
         ex = make_executor(capacity=Resources(cpu=2, memory=2**30))
