@@ -114,6 +114,11 @@ def _kfp_run(a: httpx.Client) -> str:
     return r.json()["run_id"]
 
 
+def _kfp_run_name(a: httpx.Client) -> str:
+    run_id = _kfp_run(a)
+    return next(i["metadata"]["name"] for i in a.get(f"{NS}/runs").json()["items"] if i["metadata"]["uid"] == run_id)
+
+
 def _kfp_rr_body(a: httpx.Client) -> dict:
     return {**_kfp_run_body(a), "trigger": {"cron_schedule": {"cron": "0 0 3 * * *"}}, "mode": "DISABLE"}
 
@@ -213,7 +218,11 @@ CASES: list[tuple[str, str, set[str], Callable]] = [
     ("kfp get recurring run", "GET /apis/v2beta1/recurringruns/{recurring_run_id}", ALL_MEMBERS, lambda a: ("GET", f"{K}/recurringruns/{_kfp_rr(a)}", None)),
     ("kfp enable recurring run", "POST /apis/v2beta1/recurringruns/{recurring_run_id}:enable", WRITERS, lambda a: ("POST", f"{K}/recurringruns/{_kfp_rr(a)}:enable", None)),
     ("kfp disable recurring run", "POST /apis/v2beta1/recurringruns/{recurring_run_id}:disable", WRITERS, lambda a: ("POST", f"{K}/recurringruns/{_kfp_rr(a)}:disable", None)),
+    ("pipeline task log", "GET /api/v1/namespaces/{namespace}/runs/{run}/tasks/{task}/log", ALL_MEMBERS, lambda a: ("GET", f"{NS}/runs/{_kfp_run(a)}/tasks/echo/log?follow=true", None)),
+    ("pipeline run log", "", ALL_MEMBERS, lambda a: ("GET", f"{NS}/runs/{_kfp_run_name(a)}/log?follow=true", None)),
+    ("lineage of a run", "GET /api/v1/namespaces/{namespace}/lineage", ALL_MEMBERS, lambda a: ("GET", f"{NS}/lineage?run={_kfp_run(a)}", None)),
     ("kfp delete recurring run", "DELETE /apis/v2beta1/recurringruns/{recurring_run_id}", WRITERS, lambda a: ("DELETE", f"{K}/recurringruns/{_kfp_rr(a)}", None)),
+    ("clear pipeline cache", "DELETE /api/v1/namespaces/{namespace}/pipelinecache", WRITERS, lambda a: ("DELETE", f"{NS}/pipelinecache", None)),
 ]
 PUBLIC = {"GET /apis/v2beta1/healthz", "GET /healthz", "GET /readyz", "GET /metrics", "POST /api/v1/auth/token"}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-kfp = pytest.importorskip("kfp")
+import kfp
 from kfp import compiler, dsl  # noqa: E402
 from kfp_server_api.exceptions import ApiException  # noqa: E402
 

@@ -116,12 +116,27 @@ def describe(kind: str, name: str, namespace: str | None) -> None:
 @click.command()
 @click.argument("kind")
 @click.argument("name")
+@click.argument("task", required=False)
 @namespace_option
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the work ends.")
-@click.option("--tail", type=click.IntRange(min=0), help="Only the last N lines.")
-def logs(kind: str, name: str, namespace: str | None, follow: bool, tail: int | None) -> None:
-    """Print the log of a Job (or an Environment's build)."""
+@click.option("--tail", type=click.IntRange(min=0), help="Only the last N lines (per task for a run).")
+def logs(kind: str, name: str, task: str | None, namespace: str | None, follow: bool, tail: int | None) -> None:
+    """Print the log of a Job, an Environment's build, or a pipeline run.
+
+    For a run (`flowyard logs run RUN [TASK]`), RUN is its name or KFP run id; without TASK
+    every task's lines are printed, prefixed with `[task] `; TASK is a key of `status.tasks`
+    (e.g. `train` or `for-loop-2-iteration-0/square`).
+    """
     c = client()
+    if c.kind(kind).kind == "Run":
+        run = c.find_run(name, namespace)["metadata"]["name"]
+        lines = (c.task_logs(run, task, follow=follow, tail=tail, namespace=namespace) if task
+                 else c.logs("run", run, follow=follow, tail=tail, namespace=namespace))
+        for line in lines:
+            click.echo(line, nl=False)
+        return
+    if task:
+        raise Invalid("a TASK argument is only for pipeline runs: flowyard logs run RUN TASK")
     while True:
         try:
             for line in c.logs(kind, name, follow=follow, tail=tail, namespace=namespace):

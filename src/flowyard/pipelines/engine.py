@@ -11,8 +11,11 @@ Supported: parameters (with KFP's int/double casting), artifacts with metadata, 
 and pipeline outputs, `dsl.If/Elif/Else` (+ OneOf), `dsl.ParallelFor` over literal lists and
 parameters with `parallelism` and `dsl.Collected`, exit handlers with
 `PipelineTaskFinalStatus`, `ignore_upstream_failure`, retries with backoff, importers, and
-container components with placeholders. Python function components run their function with
-`python -m kfp.dsl.executor_main` in the task's environment (no pip install). Not yet: caching,
+container components with placeholders, and caching (`cache.py`: on unless the task's
+`cachingOptions.enableCache` is off or a DAG task above it has caching options without it, which
+is what `enable_caching=False` on a run compiles to; a hit marks the task `cached: true` and
+reuses the producer's outputs). Python function components run their function with
+`python -m kfp.dsl.executor_main` in the task's environment (no pip install). Not yet:
 artifact iterators, `packages_to_install` (a missing package fails the task), non-`file://`
 artifact stores.
 """
@@ -34,7 +37,7 @@ from flowyard.errors import NotFound
 from flowyard.executor.base import Phase, Resources, WorkloadSpec
 from flowyard.executor.errors import InvalidWorkload, WorkloadNotFound
 from flowyard.kinds import Manifest
-from flowyard.pipelines import taskio
+from flowyard.pipelines import cache, taskio
 from flowyard.pipelines.cel import CelError, evaluate
 from flowyard.platform import Platform
 from flowyard.store.resources import now
@@ -229,6 +232,7 @@ class _Run:
                     entry["condition"] = False
                     self.finish(entry, "SKIPPED", "condition is false")
                     return entry
+            caching = task.get("cachingOptions")
             if "parameterIterator" in task:
                 entry["type"] = "loop"
                 entry["items"] = self.loop_items(task["parameterIterator"], inputs)
@@ -237,17 +241,29 @@ class _Run:
             elif "dag" in comp:
                 entry["type"] = "dag"
             else:
+                caching = None
                 label = comp.get("executorLabel", "")
                 ex = self.executors.get(label)
                 if ex is None:
                     raise _Fail(f"executor '{label}' is not in deploymentSpec")
                 entry["type"] = "importer" if "importer" in ex else "container"
                 entry["attempt"] = 0
+                if entry["type"] == "container" and (task.get("cachingOptions") or {}).get("enableCache") \
+                        and not self.no_cache_above(prefix):
+                    entry["cache"] = True
+                    if (task.get("cachingOptions") or {}).get("cacheKey"):
+                        entry["cacheKeyOption"] = task["cachingOptions"]["cacheKey"]
                 if task.get("retryPolicy"):
                     entry["retryPolicy"] = task["retryPolicy"]
+            if entry.get("type") in ("dag", "loop") and caching is not None and not caching.get("enableCache"):
+                entry["noCache"] = True  # set_caching_options(False) on a DAG task / enable_caching=False
         except (_Fail, taskio.TaskError) as e:
             self.finish(entry, "FAILED", str(e))
         return entry
+
+    def no_cache_above(self, prefix: str) -> bool:
+        parts = prefix.split("/") if prefix else []
+        return any(self.tasks.get("/".join(parts[:i]), {}).get("noCache") for i in range(1, len(parts) + 1))
 
     def loop_items(self, it: dict[str, Any], inputs: dict[str, Any]) -> list[Any]:
         items_spec = it.get("items") or {}
@@ -307,6 +323,8 @@ class _Run:
                          "artifacts": entry["inputs"]["artifacts"]}
                 it = {"name": f"{entry['name']}-iteration-{i}", "type": "iteration", "state": "RUNNING",
                       "startedAt": now(), "inputs": scope, "iteration": i}
+                if entry.get("noCache"):
+                    it["noCache"] = True
                 self.tasks[ipath] = it
                 self.changed = True
             if it["state"] not in _TASK_FINAL:
@@ -392,6 +410,9 @@ class _Run:
         ex = self.p.executor
         assert ex is not None
         if not entry.get("workload"):
+            if entry.get("cache") and entry["attempt"] == 0 and "cacheKey" not in entry:
+                if self.try_cache(path, entry):
+                    return
             if entry.get("retryAt") and time.time() < entry["retryAt"]:
                 self.wake(entry["retryAt"])
                 return
@@ -423,6 +444,8 @@ class _Run:
                 return
             entry.pop("planned", None)
             entry.pop("message", None)
+            if entry.get("cacheKey"):
+                cache.store(self.p, self.ns, entry["cacheKey"], entry["outputs"], self.uid, path)
             self.finish(entry, "SUCCEEDED")
             return
         message = ws.message or f"exit code {ws.exit_code}"
@@ -442,6 +465,21 @@ class _Run:
                 self.wake(entry["retryAt"])
             return
         self.finish(entry, "CANCELED" if ws.phase == Phase.Stopped else "FAILED", message)
+
+    def try_cache(self, path: str, entry: dict[str, Any]) -> bool:
+        """Finish the task from the cache when an entry matches; remembers the key either way."""
+        comp = self.component(entry["component"])
+        key = cache.cache_key(comp, self.executors.get(comp.get("executorLabel", "")) or {}, entry.get("inputs") or {},
+                              entry.get("cacheKeyOption"))
+        entry["cacheKey"] = key
+        self.changed = True
+        hit = cache.lookup(self.p, self.ns, key)
+        if hit is None:
+            return False
+        entry.update(outputs=hit["outputs"], cached=True, cachedFrom={"run": hit.get("run"), "task": hit.get("task")})
+        entry.pop("message", None)
+        self.finish(entry, "SUCCEEDED")
+        return True
 
     def wake(self, at: float) -> None:
         self.wake_at = at if self.wake_at is None else min(self.wake_at, at)

@@ -183,6 +183,32 @@ class Client:
         with self._http.stream(path, params={"follow": follow or None, "tail": tail}) as response:
             yield from _lines(response.iter_text())
 
+    def find_run(self, run: str, namespace: str | None = None) -> Manifest:
+        """A pipeline Run by resource name or by its KFP run id (uid)."""
+        try:
+            return self.get("run", run, namespace)
+        except NotFound:
+            for obj in self.get("run", None, namespace):
+                if obj["metadata"].get("uid") == run:
+                    return obj
+            raise
+
+    def task_logs(self, run: str, task: str, follow: bool = False, tail: int | None = None,
+                  namespace: str | None = None) -> Iterator[str]:
+        """The log of one task of a pipeline run (its key in `status.tasks`), line by line."""
+        from urllib.parse import quote
+
+        path = f"/api/v1/namespaces/{namespace or self.namespace}/runs/{quote(run, safe='')}/tasks/{quote(task, safe='')}/log"
+        with self._http.stream(path, params={"follow": follow or None, "tail": tail}) as response:
+            yield from _lines(response.iter_text())
+
+    def lineage(self, artifact: str | None = None, run: str | None = None, direction: str = "both",
+                depth: int = 10, namespace: str | None = None) -> dict[str, Any]:
+        """`{nodes, edges}` around an artifact URI (upstream, downstream or both) or of a run."""
+        params: dict[str, Any] = {"artifact": artifact, "run": run, "direction": direction, "depth": depth}
+        return self._http.request("GET", f"/api/v1/namespaces/{namespace or self.namespace}/lineage",
+                                  params={k: v for k, v in params.items() if v is not None})
+
     def wait(self, kind: str, name: str, phases: str | Iterable[str] = ("Succeeded", "Failed", "Ready"),
              timeout: float = 300.0, namespace: str | None = None, interval: float = 0.5) -> Manifest:
         """Poll until `status.phase` is one of `phases`; the object. Raises WaitTimeout."""

@@ -21,6 +21,8 @@ from flowyard.notebooks import controller as notebooks
 from flowyard.notebooks import volumes
 from flowyard.notebooks import gateway
 from flowyard.pipelines import api as kfp_api
+from flowyard.pipelines import api_cache as pipeline_cache
+from flowyard.pipelines import api_logs as pipeline_logs
 from flowyard.platform import Platform
 from flowyard.server import proxy
 from flowyard.server.metrics import MetricsMiddleware, exposition
@@ -120,6 +122,8 @@ def create_app(p: Platform) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(namespaces.router)
     app.include_router(artifacts.router)
+    app.include_router(pipeline_logs.router)  # before resources: /namespaces/{ns}/lineage is no {plural}
+    app.include_router(pipeline_cache.router)
     app.include_router(resources.router)
     app.include_router(kfp_api.router)
     gateway.install(app)

@@ -54,6 +54,8 @@ class NavItem:
 NAV: list[NavItem] = [
     NavItem("home", "Home", "/", "home"),
     NavItem("notebooks", "Notebooks", "/notebooks", "notebook"),
+    NavItem("pipelines", "Pipelines", "/pipelines", "layers"),
+    NavItem("runs", "Runs", "/runs", "run"),
     NavItem("members", "Members", "/members", "users"),
 ]
 
@@ -466,3 +468,6 @@ def install(app: FastAPI) -> None:
     app.add_api_route("/notebooks", notebooks_page, methods=["GET"], include_in_schema=False)
     app.add_api_route("/notebooks/new", notebook_new_page, methods=["GET"], include_in_schema=False)
     app.add_api_route("/members", members_page, methods=["GET"], include_in_schema=False)
+    from flowyard.ui import pipelines
+
+    pipelines.install(app)

@@ -199,26 +199,6 @@
     return svg;
   }
 
-  /* The nav icon of the Notebooks entry, for pages whose sprite lacks it. */
-  function navIcons() {
-    const sprite = document.querySelector("svg.sprite");
-    if (!sprite || document.getElementById("i-notebook")) return;
-    const ns = "http://www.w3.org/2000/svg";
-    const symbol = document.createElementNS(ns, "symbol");
-    symbol.id = "i-notebook";
-    symbol.setAttribute("viewBox", "0 0 24 24");
-    const g = document.createElementNS(ns, "g");
-    Object.entries({ fill: "none", stroke: "currentColor", "stroke-width": "1.8", "stroke-linejoin": "round",
-      "stroke-linecap": "round" }).forEach(([k, v]) => g.setAttribute(k, v));
-    const rect = document.createElementNS(ns, "rect");
-    Object.entries({ x: "5", y: "3.5", width: "14", height: "17", rx: "2" }).forEach(([k, v]) => rect.setAttribute(k, v));
-    const path = document.createElementNS(ns, "path");
-    path.setAttribute("d", "M5 8 H3.5 M5 12 H3.5 M5 16 H3.5 M9 8.5 H15 M9 12 H13.5");
-    g.append(rect, path);
-    symbol.append(g);
-    sprite.append(symbol);
-  }
-
   /** What the table shows of a Notebook manifest (mirrors `notebook_row` in ui/routes.py). */
   function notebookRow(obj) {
     const meta = obj.metadata || {};
@@ -677,7 +657,6 @@
     autosubmit();
     relativeTimes();
     members();
-    navIcons();
     notebooks();
     notebookForm();
   });
