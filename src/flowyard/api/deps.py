@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from itsdangerous import BadSignature, URLSafeSerializer
 
@@ -33,25 +34,34 @@ def session_id(p: Platform, cookie: str) -> str | None:
         return None
 
 
-def optional_principal(request: Request) -> Principal | None:
-    """The caller, or None when no credentials were sent (bad credentials still raise)."""
-    p: Platform = request.app.state.platform
-    auth = request.headers.get("authorization")
+def credentials(conn: HTTPConnection) -> Principal | None:
+    """Who sent a request or WebSocket: bearer token, else session cookie; None when neither.
+
+    Bad credentials raise. Cross-site checks (CSRF, Origin) are the caller's job, since HTTP
+    API calls and proxied WebSockets need different ones; `who.session` tells a cookie login."""
+    p: Platform = conn.app.state.platform
+    auth = conn.headers.get("authorization")
     if auth:
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("use 'Authorization: Bearer <token>'")
         return p.accounts.authenticate_token(token.strip())
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie:
-        sid = session_id(p, cookie)
-        if sid is None:
-            raise Unauthorized("your session cookie is invalid: log in again")
-        who = p.accounts.authenticate_session(sid)
-        if request.method not in _SAFE and request.headers.get(CSRF_HEADER) != who.csrf:
-            raise Forbidden(f"missing or wrong {CSRF_HEADER} header for a cookie-authenticated change")
-        return who
-    return None
+    cookie = conn.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    sid = session_id(p, cookie)
+    if sid is None:
+        raise Unauthorized("your session cookie is invalid: log in again")
+    return p.accounts.authenticate_session(sid)
+
+
+def optional_principal(request: Request) -> Principal | None:
+    """The caller, or None when no credentials were sent (bad credentials still raise)."""
+    who = credentials(request)
+    if who is not None and who.session and request.method not in _SAFE \
+            and request.headers.get(CSRF_HEADER) != who.csrf:
+        raise Forbidden(f"missing or wrong {CSRF_HEADER} header for a cookie-authenticated change")
+    return who
 
 
 async def principal(request: Request, _: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:

@@ -21,7 +21,7 @@ from starlette.websockets import WebSocket
 
 from flowyard import kinds
 from flowyard.accounts import Principal
-from flowyard.api.deps import CSRF_HEADER, SESSION_COOKIE, session_id
+from flowyard.api.deps import CSRF_HEADER, SESSION_COOKIE, credentials
 from flowyard.errors import FlowyardError, Forbidden, Unauthorized
 from flowyard.kinds import Manifest
 from flowyard.notebooks.secret import HEADER, USER_HEADER, proxy_secret
@@ -59,20 +59,9 @@ def _same_origin(origin: str, host: str) -> bool:
 
 def _caller(conn: HTTPConnection, websocket: bool) -> Principal | None:
     """The caller by bearer token or session cookie; None when anonymous."""
-    p: Platform = conn.app.state.platform
-    auth = conn.headers.get("authorization")
-    if auth:
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("use 'Authorization: Bearer <token>' or log in")
-        return p.accounts.authenticate_token(token.strip())
-    cookie = conn.cookies.get(SESSION_COOKIE)
-    if not cookie:
-        return None
-    sid = session_id(p, cookie)
-    if sid is None:
-        raise Unauthorized("your session cookie is invalid: log in again")
-    who = p.accounts.authenticate_session(sid)
+    who = credentials(conn)
+    if who is None or not who.session:
+        return who
     # A cookie is sent by the browser whatever page opened the connection: refuse other sites.
     # (Jupyter's XSRF check covers cookie-authenticated writes over HTTP; WebSockets have none.)
     origin = conn.headers.get("origin")
