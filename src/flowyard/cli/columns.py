@@ -16,7 +16,9 @@ def _status(obj: Manifest) -> dict[str, Any]:
 
 
 def _phase(obj: Manifest) -> str:
-    return str(_status(obj).get("phase") or "-")
+    """`status.phase`, or `status.state` for KFP kinds (Run: SUCCEEDED, FAILED, ...)."""
+    st = _status(obj)
+    return str(st.get("phase") or st.get("state") or "-")
 
 
 def _container(obj: Manifest) -> dict[str, Any]:
@@ -42,6 +44,8 @@ _BY_KIND: dict[str, list[Column]] = {
     "Environment": [_NAME, _STATUS, ("requirements", lambda o: len((o.get("spec") or {}).get("requirements") or [])),
                     _AGE],
     "Job": [_NAME, _STATUS, ("exit", lambda o: _status(o).get("exitCode", "")), _AGE],
+    "Run": [_NAME, _STATUS, ("pipeline", lambda o: (((o.get("spec") or {}).get("pipelineSpec") or {})
+                                                    .get("pipelineInfo") or {}).get("name", "")), _AGE],
 }
 _WIDE: dict[str, list[Column]] = {
     "Job": [("environment", lambda o: _container(o).get("image") or "default"), ("command", _command)],

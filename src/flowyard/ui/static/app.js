@@ -653,7 +653,14 @@
     });
   }
 
+  /* kfp.Client prints links in the Kubeflow UI's form, /#/runs/details/<run id>: follow them. */
+  function kubeflowLinks() {
+    const match = /^#\/runs\/details\/([0-9a-f-]+)$/.exec(location.hash);
+    if (match) location.replace(`/runs/${match[1]}`);
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    kubeflowLinks();
     autosubmit();
     relativeTimes();
     members();
