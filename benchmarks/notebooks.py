@@ -5,7 +5,8 @@ Prints, for the `default` environment:
   3 more (warm: bytecode and page cache hot), each measured by the client polling the API;
 - how much of that is JupyterLab itself (the `Ready` event's "s after start"), and a peer:
   a bare `python -m jupyterlab` started by hand until its first `/api/status` 200;
-- the RSS of an idle notebook server (runner + JupyterLab, psutil over the process tree).
+- the RSS of an idle notebook server (psutil over runner + launcher + JupyterLab and, for a warm
+  start, the zygote's helper and forked server; the environment's shared zygote is printed apart).
 
 Run: `.venv/bin/python benchmarks/notebooks.py`
 """
@@ -54,16 +55,35 @@ def create_to_ready(c: httpx.Client, name: str) -> tuple[float, float]:
     return took, inner
 
 
-def tree_rss(base: str) -> tuple[int, int]:
-    """(RSS bytes of the server's process tree incl. its runner, number of processes)."""
+def tree_rss(base: str, endpoint: str) -> tuple[int, int, int]:
+    """(RSS bytes of the server's processes incl. its runner, number of processes, zygote RSS).
+
+    A warm server is a child of the zygote's per-request helper, not of its runner: it is found
+    by its listening port; the zygote (shared by every notebook of the environment) apart."""
+    port = int(endpoint.rsplit(":", 1)[1])
+    procs: dict[int, psutil.Process] = {}
     for proc in psutil.process_iter(["cmdline"]):
         if f"--ServerApp.base_url={base}" in (proc.info["cmdline"] or []):
-            procs = [proc, *proc.children(recursive=True)]
+            procs[proc.pid] = proc
+            for p in proc.children(recursive=True):
+                procs[p.pid] = p
             parent = proc.parent()
             if parent is not None and "_runner" in " ".join(parent.cmdline()):
-                procs.append(parent)
-            return sum(p.memory_info().rss for p in procs), len(procs)
-    raise RuntimeError(f"no process serves {base}")
+                procs[parent.pid] = parent
+    zygote = 0
+    for conn in psutil.net_connections("tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid and conn.pid not in procs:
+            server = psutil.Process(conn.pid)
+            for p in [server, *server.children(recursive=True)]:
+                procs[p.pid] = p
+            helper = server.parent()
+            if helper is not None:
+                procs[helper.pid] = helper
+                if helper.parent() is not None:
+                    zygote = helper.parent().memory_info().rss
+    if not procs:
+        raise RuntimeError(f"no process serves {base}")
+    return sum(p.memory_info().rss for p in procs.values()), len(procs), zygote
 
 
 def bare_jupyter() -> float:
@@ -101,7 +121,8 @@ def main() -> None:
             cold, cold_inner = create_to_ready(c, "bench0")
             warm = [create_to_ready(c, f"bench{i}") for i in (1, 2, 3)]
             time.sleep(3)  # let the idle server settle
-            rss, count = tree_rss("/notebook/admin/bench1/")
+            endpoint = c.get("/api/v1/namespaces/admin/notebooks/bench1").json()["status"]["endpoint"]
+            rss, count, zygote = tree_rss("/notebook/admin/bench1/", endpoint)
             for i in range(4):
                 c.delete(f"/api/v1/namespaces/admin/notebooks/bench{i}")
         bare = statistics.median(bare_jupyter() for _ in range(3))
@@ -113,6 +134,8 @@ def main() -> None:
     print(f"notebook create -> Ready, warm median of 3:  {outer:6.2f} s  (JupyterLab itself {inner:.2f} s)")
     print(f"peer: bare `python -m jupyterlab` -> 200:    {bare:6.2f} s  (median of 3; ratio warm/bare {outer / bare:.2f})")
     print(f"idle notebook server RSS:                    {rss / 2**20:6.1f} MiB over {count} processes (runner + JupyterLab)")
+    if zygote:
+        print(f"shared JupyterLab zygote RSS (per environment): {zygote / 2**20:6.1f} MiB (RSS counts pages shared with it)")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import time
 from typing import Any
 
@@ -34,6 +35,7 @@ from flowyard.platform import Platform
 from flowyard.status import set_condition
 from flowyard.store.resources import now
 
+log = logging.getLogger(__name__)
 UID_LABEL = "notebooks.flowyard.io/uid"
 POLL_SECONDS = 0.2
 START_TIMEOUT = 300.0
@@ -166,6 +168,27 @@ def _current(p: Platform, st: dict[str, Any]) -> WorkloadStatus | None:
         return None
 
 
+async def _warm(p: Platform, environment: str) -> str | None:
+    """The socket of the environment's JupyterLab zygote, started lazily (a system workload).
+
+    The notebook that starts it usually starts cold: its launcher finds no socket yet and runs
+    `python -m jupyterlab`; so does any launcher whose zygote is gone or refuses."""
+    assert p.executor is not None
+    wid = launch.warm_workload_id(environment)
+    try:
+        ws = p.executor.status(wid)
+    except WorkloadNotFound:
+        ws = None
+    try:
+        if ws is None or ws.finished:
+            if ws is not None:
+                p.executor.remove(wid)
+            await p.executor.submit(launch.warm_workload(p, environment))
+    except Exception:  # never let warm starts stop a notebook from starting
+        log.exception("cannot start the JupyterLab zygote of environment %r", environment)
+    return launch.warm_socket(p, environment)
+
+
 # -- the phases ------------------------------------------------------------------------------
 
 async def _stop(p: Platform, obj: Manifest, st: dict[str, Any], ws: WorkloadStatus | None) -> dict[str, Any]:
@@ -209,8 +232,9 @@ async def _start(p: Platform, obj: Manifest, st: dict[str, Any], old: WorkloadSt
     wid = f"{ns}.nb.{name}.{obj['metadata']['uid'][:8]}-{attempt}"
     try:
         await asyncio.to_thread(launch.write_kfp_context, workspace, ns, token["token"])
+        sock = await _warm(p, container_of(obj["spec"]).get("image") or "default")
         work = launch.workload(p, obj, wid, workspace, token["token"], proxy_secret(p.session_key, obj["metadata"]["uid"]),
-                               {**owner_labels(obj), UID_LABEL: obj["metadata"]["uid"]})
+                               {**owner_labels(obj), UID_LABEL: obj["metadata"]["uid"]}, warm_socket=sock)
     except Invalid as e:
         return _fail(p, obj, st, "InvalidSpec", e.message)
     ws = await p.executor.submit(work)

@@ -8,7 +8,9 @@ mountPath: `/data/train` shows as `~/train`. Several notebooks may mount one dat
 JupyterLab is `python -m jupyterlab` from the notebook's environment (its bin folder is first
 on PATH), on 127.0.0.1 at the executor's port, under `/notebook/<ns>/<name>/`, with
 Flowyard's identity provider (`jupyter_auth.py`, copied to `<home>/notebooks/lib` so the
-environment needs no flowyard). The platform is preset inside: `FLOWYARD_URL`,
+environment needs no flowyard). When a warm socket is given, the command is `warm.py launch`
+(`warm.py`): the environment's JupyterLab zygote forks the server, already imported, or the
+launcher falls back to the cold `python -m jupyterlab` with the same arguments. The platform is preset inside: `FLOWYARD_URL`,
 `FLOWYARD_NAMESPACE`, `FLOWYARD_TOKEN`, `KF_PIPELINES_ENDPOINT` and `~/.config/kfp/context.json`.
 """
 
@@ -31,6 +33,7 @@ from flowyard.workloads import from_container
 
 AUTH_MODULE = "flowyard_jupyter_auth"
 _AUTH_SOURCE = Path(__file__).with_name("jupyter_auth.py")
+WARM = str(Path(__file__).with_name("warm.py"))
 GRACE_SECONDS = 10.0
 
 
@@ -98,10 +101,12 @@ def auth_dir(p: Platform) -> Path:
     return folder
 
 
-def command(base: str, workspace: Path) -> list[str]:
-    """The JupyterLab command line; `{port}` is filled in by the executor."""
+def command(base: str, workspace: Path, warm_socket: str | None = None) -> list[str]:
+    """The JupyterLab command line; `{port}` is filled in by the executor.
+
+    With `warm_socket`, the command asks that zygote for the server (cold start if it cannot)."""
     args = [
-        "python", "-m", "jupyterlab", "--no-browser",
+        "--no-browser",
         "--ServerApp.ip=127.0.0.1", "--ServerApp.port={port}", "--ServerApp.port_retries=0",
         f"--ServerApp.base_url={base}", f"--ServerApp.root_dir={workspace}",
         "--ServerApp.allow_remote_access=True",
@@ -110,15 +115,18 @@ def command(base: str, workspace: Path) -> list[str]:
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         args.append("--allow-root")
-    return args
+    if warm_socket:
+        return ["python", "-I", "-S", WARM, "launch", warm_socket, "--", *args]
+    return ["python", "-m", "jupyterlab", *args]
 
 
 def workload(p: Platform, obj: Manifest, workload_id: str, workspace: Path, token: str, secret: str,
-             labels: dict[str, str]) -> WorkloadSpec:
+             labels: dict[str, str], warm_socket: str | None = None) -> WorkloadSpec:
     """The service workload of one start of notebook `obj`; raises Invalid for unresolvable parts."""
     ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
     base = base_url(ns, name)
-    container: dict[str, Any] = {**container_of(obj["spec"]), "command": command(base, workspace), "args": []}
+    container: dict[str, Any] = {**container_of(obj["spec"]), "command": command(base, workspace, warm_socket),
+                                  "args": []}
     spec = from_container(p, obj, container, workload_id, kind="service", labels=labels,
                           extra_env={"KF_PIPELINES_ENDPOINT": p.settings.url})
     user_path = spec.env.get("PYTHONPATH")
@@ -131,3 +139,38 @@ def workload(p: Platform, obj: Manifest, workload_id: str, workspace: Path, toke
     return dataclasses.replace(spec, env={**spec.env, **forced}, workdir=str(workspace),
                                grace_period=GRACE_SECONDS)
 
+
+
+# -- warm starts -----------------------------------------------------------------------------
+
+SYSTEM_LABEL = "flowyard.io/system"
+"""Label of platform-internal workloads, hidden from user-facing workload counts."""
+WARM_ENV_LABEL = "notebooks.flowyard.io/warm-environment"
+WARM_NAMESPACE = "flowyard-system"
+
+
+def _env_slug(environment: str) -> str:
+    slug = "".join(c if c.isalnum() or c in ".-" else "-" for c in environment.lower()).strip(".-")
+    return slug or "env"
+
+
+def warm_socket(p: Platform, environment: str) -> str:
+    """Where the JupyterLab zygote of `environment` listens (a Unix socket under the home)."""
+    return str(p.settings.home / "notebooks" / "warm" / f"{_env_slug(environment)}.sock")
+
+
+def warm_workload_id(environment: str) -> str:
+    return f"{WARM_NAMESPACE}.nb-warm.{_env_slug(environment)}"[:253].rstrip(".-")
+
+
+def warm_workload(p: Platform, environment: str) -> WorkloadSpec:
+    """The zygote of `environment`: a system service workload, no limits, no secrets in its env."""
+    folder = p.settings.home / "notebooks" / "warm"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return WorkloadSpec(
+        id=warm_workload_id(environment), namespace=WARM_NAMESPACE,
+        command=["python", WARM, "serve", warm_socket(p, environment)], kind="service",
+        env={"HOME": str(folder), "PYTHONPATH": str(auth_dir(p)), "JUPYTER_PREFER_ENV_PATH": "1"},
+        environment=environment, workdir=str(folder), grace_period=2.0,
+        labels={SYSTEM_LABEL: "true", WARM_ENV_LABEL: environment},
+    )
