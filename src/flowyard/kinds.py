@@ -44,6 +44,9 @@ class Kind:
     """Checks against the rest of the platform before the API stores a create or a spec change,
     called as `admit(platform, namespace, manifest)` with the validated spec; raises a
     `flowyard.errors` error (an unknown environment, a quota) to refuse it."""
+    guard_delete: Callable[[Any, str, str], None] | None = None
+    """Called as `guard_delete(platform, namespace, name)` before the API deletes an object;
+    raises (e.g. `Conflict`) to refuse, as when a volume is still in use."""
 
     @property
     def plural(self) -> str:

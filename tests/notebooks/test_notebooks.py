@@ -315,3 +315,15 @@ def test_gpu_request_reaches_admission(shared_server) -> None:
         else:
             assert len(obj["status"]["gpus"]) == 1
         c.delete(path("gpu1"))
+
+
+def test_a_volume_in_use_cannot_be_deleted(shared_server) -> None:
+    with shared_server.client() as c:
+        assert c.post(f"/api/v1/namespaces/{NS}/notebooks", json=notebook("keeper")).status_code == 201
+        assert wait_phase(c, path("keeper"), {"Running", "Failed"})["status"]["phase"] == "Running"
+        r = c.delete(f"/api/v1/namespaces/{NS}/persistentvolumeclaims/keeper-workspace")
+        assert r.status_code == 409 and "in use by notebook 'keeper'" in r.json()["message"], r.text
+        c.patch(path("keeper"), json={"metadata": {"annotations": {"kubeflow-resource-stopped": "now"}}})
+        wait_phase(c, path("keeper"), {"Stopped"})
+        assert c.delete(f"/api/v1/namespaces/{NS}/persistentvolumeclaims/keeper-workspace").status_code == 200
+        c.delete(path("keeper"))

@@ -149,6 +149,8 @@ def _delete(p: Platform, who: Principal, kind: Kind, ns: str, name: str) -> Mani
     _authorize(p, who, kind, ns, name, True)
     if kind.name == "Environment" and name == "default":
         raise Invalid("the 'default' environment is the platform's own interpreter and cannot be deleted")
+    if kind.guard_delete is not None:
+        kind.guard_delete(p, ns, name)
     obj = p.store.delete(kind, ns, name)
     if kind is PROFILE:
         p.namespaces.drop(name)

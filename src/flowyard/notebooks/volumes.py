@@ -22,7 +22,7 @@ from typing import Any
 
 from flowyard import quantity
 from flowyard.controllers.loop import Controller
-from flowyard.errors import Invalid, NotFound, QuotaExceeded
+from flowyard.errors import Conflict, Invalid, NotFound, QuotaExceeded
 from flowyard.kinds import Kind, Manifest, register
 from flowyard.namespaces import PROFILE, quota_of
 from flowyard.platform import Platform
@@ -67,7 +67,25 @@ def _admit(p: Any, namespace: str, manifest: Manifest) -> None:
         raise QuotaExceeded(why)
 
 
-PVC = register(Kind("PersistentVolumeClaim", ("v1",), spec_from=_pvc_spec, admit=_admit))
+def _guard_delete(p: Any, namespace: str, name: str) -> None:
+    """Refuse to delete a volume that a notebook not stopped still uses (its files would go)."""
+    from flowyard.notebooks.kind import NOTEBOOK, mounts_of
+    from flowyard.notebooks.launch import workspace_claim  # launch imports this module
+
+    token = None
+    while True:
+        items, token = p.store.list(NOTEBOOK, namespace, continue_=token)
+        for nb in items:
+            claims = {workspace_claim(nb), *(m.claim for m in mounts_of(nb["spec"]))}
+            if name in claims and (nb.get("status") or {}).get("phase") not in (None, "Stopped", "Failed"):
+                raise Conflict(f"volume '{name}' is in use by notebook '{nb['metadata']['name']}' "
+                               f"({nb['status']['phase']}): stop or delete the notebook first")
+        if not token:
+            return
+
+
+PVC = register(Kind("PersistentVolumeClaim", ("v1",), spec_from=_pvc_spec, admit=_admit,
+                    guard_delete=_guard_delete))
 
 
 def volume_path(p: Platform, namespace: str, claim: str) -> Path:
