@@ -130,10 +130,10 @@ def make_server(tmp_path: Path, request: pytest.FixtureRequest, *extra: str) -> 
     env.pop("FLOWYARD_TOKEN", None)
     server = Server(home=home, port=free_port(), db=db, env=env, extra_args=list(extra),
                     scheme="https" if "--tls" in extra else "http")
-    server.start()
     try:
+        server.start()
         yield server
-    finally:
+    finally:  # also when the start failed: never leave a server process behind
         server.stop()
         if db:
             _drop_pg_database(db)
