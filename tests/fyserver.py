@@ -7,6 +7,7 @@ of the PostgreSQL at 127.0.0.1:5432 (CI has one, trust auth); the default is SQL
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -17,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -137,6 +139,28 @@ def make_server(tmp_path: Path, request: pytest.FixtureRequest, *extra: str) -> 
         server.stop()
         if db:
             _drop_pg_database(db)
+
+
+@contextlib.contextmanager
+def serve_app(app: Any, port: int | None = None) -> Iterator[str]:
+    """Run an ASGI `app` with uvicorn on a free loopback port in a thread (no lifespan); yields 'host:port'."""
+    import threading
+
+    import uvicorn
+
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
+        time.sleep(0.01)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def require(condition: bool, what: str) -> None:

@@ -18,7 +18,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,7 +26,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import websockets
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -45,28 +43,13 @@ from flowyard.notebooks import gateway
 from flowyard.notebooks.secret import HEADER, USER_HEADER, proxy_secret
 from flowyard.platform import Platform
 from flowyard.server.app import create_app
-from fyserver import _drop_pg_database, _pg_database, free_port, require
+from fyserver import _drop_pg_database, _pg_database, free_port, require, serve_app
 
 SUBPROTOCOL = "v1.kernel.websocket.jupyter.org"
 NS = "team"
 
 
-@contextlib.contextmanager
-def serve(app: Any, port: int | None = None) -> Iterator[str]:
-    """Run `app` with uvicorn on a free loopback port in a thread (no lifespan); yields 'host:port'."""
-    port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
-        time.sleep(0.01)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+serve = serve_app
 
 
 def notebook_kind() -> Kind:

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 import anyio
 import httpx
 import pytest
-import uvicorn
 import websockets
 from fastapi import FastAPI
 from starlette.applications import Starlette
@@ -29,29 +28,14 @@ from starlette.websockets import WebSocket
 
 from flowyard.api import errors
 from flowyard.server import proxy
-from fyserver import free_port
+from fyserver import free_port, serve_app
 
 SUBPROTOCOL = "v1.kernel.websocket.jupyter.org"
 BIG = 20 * 2**20
 CHUNK = 2**20
 
 
-@contextlib.contextmanager
-def serve(app, port: int | None = None) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """Run `app` with uvicorn on a free loopback port in a thread; yields 'host:port'."""
-    port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
-        time.sleep(0.01)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+serve = serve_app
 
 
 def pattern(size: int) -> Iterator[bytes]:
