@@ -7,7 +7,6 @@ driven by httpx and the `websockets` client.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import hashlib
 import json
