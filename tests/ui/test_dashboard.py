@@ -116,6 +116,16 @@ def read_png(path: Path) -> tuple[int, int, Counter]:
     return width, height, colours
 
 
+def watched_page(context):  # type: ignore[no-untyped-def]
+    """A new page of `context` and the list its JS errors and CSP violations are collected in."""
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
+    return page, problems
+
+
 def check_screenshot(path: Path) -> None:
     width, height, colours = read_png(path)
     assert (width, height) == (VIEWPORT["width"], VIEWPORT["height"])
@@ -301,11 +311,7 @@ def test_dashboard_in_chromium(server, root, tmp_path: Path) -> None:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_context(viewport=VIEWPORT).new_page()
-            page.set_default_timeout(15_000)
-            problems: list[str] = []
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
+            page, problems = watched_page(browser.new_context(viewport=VIEWPORT))
 
             page.goto(server.url + "/")
             page.wait_for_url("**/login?next=%2F")

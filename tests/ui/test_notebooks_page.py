@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_dashboard import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, check_screenshot, root, session  # noqa: F401
+from test_dashboard import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, check_screenshot, root, session, watched_page  # noqa: F401
 
 from flowyard.ui.routes import notebook_row
 
@@ -155,11 +155,7 @@ def test_create_connect_and_stop_a_notebook_in_chromium(server, root, tmp_path: 
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport=VIEWPORT)
-            page = context.new_page()
-            page.set_default_timeout(15_000)
-            problems: list[str] = []
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
+            page, problems = watched_page(context)
 
             page.goto(server.url + "/notebooks")
             page.wait_for_url("**/login?next=%2Fnotebooks")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_dashboard import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, check_screenshot, root, session  # noqa: F401
+from test_dashboard import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, check_screenshot, root, session, watched_page  # noqa: F401
 
 import kfp
 from kfp import compiler, dsl  # noqa: E402
@@ -150,11 +150,7 @@ def test_run_page_in_chromium(server, root, tmp_path: Path, package) -> None:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_context(viewport=VIEWPORT).new_page()
-            page.set_default_timeout(15_000)
-            problems: list[str] = []
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
+            page, problems = watched_page(browser.new_context(viewport=VIEWPORT))
             page.goto(server.url + "/login?next=/pipelines")
             page.get_by_label("User name").fill("admin")
             page.get_by_label("Password").fill(root.ADMIN_PASSWORD)
