@@ -224,6 +224,23 @@ CASES: list[tuple[str, str, set[str], Callable]] = [
     ("kfp delete recurring run", "DELETE /apis/v2beta1/recurringruns/{recurring_run_id}", WRITERS, lambda a: ("DELETE", f"{K}/recurringruns/{_kfp_rr(a)}", None)),
     ("clear pipeline cache", "DELETE /api/v1/namespaces/{namespace}/pipelinecache", WRITERS, lambda a: ("DELETE", f"{NS}/pipelinecache", None)),
 ]
+
+def _area_cases() -> list:
+    """Cases that feature areas keep beside this file, in `authz_<area>.py` modules (a `CASES` list
+    of the same shape, using this module's helpers), so each area adds its routes on its own."""
+    import importlib
+    import pathlib
+    import sys
+
+    here = pathlib.Path(__file__).parent
+    sys.path.insert(0, str(here))
+    try:
+        return [c for f in sorted(here.glob("authz_*.py")) for c in importlib.import_module(f.stem).CASES]
+    finally:
+        sys.path.remove(str(here))
+
+
+CASES += _area_cases()
 PUBLIC = {"GET /apis/v2beta1/healthz", "GET /healthz", "GET /readyz", "GET /metrics", "POST /api/v1/auth/token"}
 
 
