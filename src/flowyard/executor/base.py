@@ -123,7 +123,10 @@ class WorkloadSpec:
 
     `service` workloads get a free port: exposed as env `PORT` and substituted for the literal
     `{port}` in `command`. If `limits` are set but `requests` are not, each request defaults
-    to its limit (Kubernetes semantics), see `effective_requests`.
+    to its limit (Kubernetes semantics), see `effective_requests`. `warm` lists what a warm
+    zygote of the environment pre-imports (module names, and `NAME=VALUE` variables set before
+    the imports): a `python -m MODULE …` command may then be forked from it instead of started
+    (an executor that cannot just starts it).
     """
 
     id: str
@@ -138,6 +141,7 @@ class WorkloadSpec:
     grace_period: float = 10.0
     timeout: float | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    warm: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not _ID_RE.match(self.id):
@@ -162,6 +166,8 @@ class WorkloadSpec:
             raise InvalidWorkload("timeout must be > 0 seconds or None")
         if not isinstance(self.requests, Resources) or not isinstance(self.limits, Resources):
             raise InvalidWorkload("requests and limits must be Resources")
+        if not isinstance(self.warm, list) or not all(isinstance(w, str) and w for w in self.warm):
+            raise InvalidWorkload("warm must be a list of module names and NAME=VALUE strings")
 
     def effective_requests(self) -> Resources:
         """Requests used for admission: each unset (0) request defaults to its limit."""

@@ -6,11 +6,19 @@ is still running (pid + create time recorded in state.json), collects what finis
 was down, and fails cleanly (`Lost`) what vanished. Admission keeps the sum of running
 requests within the host's capacity and each namespace's quota; limits are enforced with
 cgroup v2 or rlimits (see `limits.py`). Everything runs on the server's event loop.
+
+Warm starts: a workload whose spec lists `warm` modules and runs `python -m MODULE …` is
+forked from a zygote of its environment (`warm.py`, a system workload in `flowyard-system`
+that this executor starts on first use) instead of starting a runner and an interpreter; the
+zygote's per-workload helper does the runner's job (limits, process group, signals, exit file)
+and outlives the server the same way, so such a workload is otherwise like any other. While the
+zygote starts, or when it refuses, the workload starts cold.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -26,7 +34,7 @@ from typing import Any
 
 import psutil
 
-from flowyard.executor import _process
+from flowyard.executor import _process, warm
 from flowyard.executor._files import read_exit_code, read_json, tail_lines, write_json
 from flowyard.executor.logfile import stream_log
 from flowyard.executor.admission import Verdict, check_admission, never_fits
@@ -39,6 +47,13 @@ __all__ = ["LocalExecutor", "default_environment"]
 
 log = logging.getLogger(__name__)
 _RUNNER = str(Path(__file__).with_name("_runner.py"))
+_WARM = str(Path(__file__).with_name("warm.py"))
+_ZYGOTE_RETRY = 60.0  # seconds before a zygote that failed is started again
+_ZYGOTE_IDLE = 900.0  # seconds a zygote waits for work before it ends (a later ask restarts it)
+WARM_NAMESPACE = "flowyard-system"
+SYSTEM_LABEL = "flowyard.io/system"
+"""Label of platform-internal workloads (zygotes), hidden from user-facing counts."""
+WARM_ENV_LABEL = "flowyard.io/warm-environment"
 _KILL_WAIT = 5.0  # seconds to wait for the process tree to vanish after SIGKILL
 _LOG_TAIL_LINES = 5
 
@@ -362,34 +377,78 @@ class LocalExecutor:
                 "exit": str(workload.dir / "exit"),
                 **workload.plan.runner_config(),
             }
+            env = self._child_env(spec, bin_dir, gpus, port)
             with open(workload.dir / "log", "ab") as log_file:
-                popen = subprocess.Popen(
-                    [sys.executable, "-I", "-S", _RUNNER, json.dumps(config)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    env=self._child_env(spec, bin_dir, gpus, port),
-                    cwd=workload.dir,
-                    start_new_session=True,
-                )
+                pid = self._warm_start(spec, bin_dir, config, env, log_file) if spec.warm else None
+                if pid is None:
+                    workload.popen = subprocess.Popen(
+                        [sys.executable, "-I", "-S", _RUNNER, json.dumps(config)],
+                        stdin=subprocess.DEVNULL,
+                        stdout=log_file,
+                        stderr=subprocess.STDOUT,
+                        env=env,
+                        cwd=workload.dir,
+                        start_new_session=True,
+                    )
+                    pid = workload.popen.pid
         except OSError as exc:
             self._limiter.release(workload.plan)
             self._terminate_record(workload, Phase.Failed, "StartError", f"cannot start: {exc}")
             return
-        workload.popen = popen
-        workload.create_time = _process.create_time(popen.pid)
+        workload.create_time = _process.create_time(pid)
         self._update(
             workload,
             phase=Phase.Running,
             reason="Started",
             message=workload.plan.description,
-            pid=popen.pid,
+            pid=pid,
             started_at=time.time(),
             endpoint=f"127.0.0.1:{port}" if port is not None else None,
             gpus=gpus,
             limits_mode=workload.plan.mode,
         )
         self._watch(workload)
+
+    def _warm_start(self, spec: WorkloadSpec, bin_dir: Path, config: dict[str, Any],
+                    env: dict[str, str], log_file: Any) -> int | None:
+        """Fork the workload from its environment's zygote, whose helper then supervises it as
+        the runner would; the helper's pid, or None to start it cold (no zygote yet, refused)."""
+        zygote = self._zygote(spec, bin_dir)
+        if zygote is None:
+            return None
+        zid, sock = zygote
+        request = {**config, "identity": warm.identity(str(bin_dir)), "argv": config["command"], "env": env}
+        with open(os.devnull, "rb") as null:
+            got = warm.spawn(sock, request, (null.fileno(), log_file.fileno(), log_file.fileno()))
+        if isinstance(got, int):
+            return got
+        if got == "timeout" or "other-environment" in got:  # a stuck or outdated zygote: replace it
+            log.warning("warm start of %s: %s; stopping zygote %s", spec.id, got, zid)
+            self._spawn(self.stop(zid, grace=1.0))
+        return None
+
+    def _zygote(self, spec: WorkloadSpec, bin_dir: Path) -> tuple[str, str] | None:
+        """(id, socket) of the zygote for (environment build, warm list) once it runs; the first
+        ask starts it, a system workload in `flowyard-system` (after a failure: not for a minute)."""
+        key = hashlib.sha1("\0".join([spec.environment, str(bin_dir), *spec.warm]).encode()).hexdigest()[:12]
+        zid = f"{WARM_NAMESPACE}.warm.{key}"
+        sock = str(self.root / ".warm" / f"{key}.sock")
+        zygote = self._workloads.get(zid)
+        if zygote is not None and zygote.status.phase == Phase.Running:
+            return zid, sock
+        if zygote is not None and zygote.status.finished:
+            if zygote.status.phase == Phase.Failed and time.time() - (zygote.status.finished_at or 0) < _ZYGOTE_RETRY:
+                return None
+            self.remove(zid)
+        elif zygote is not None:
+            return None  # pending
+        (self.root / ".warm").mkdir(mode=0o700, exist_ok=True)
+        self._spawn(self.submit(WorkloadSpec(
+            id=zid, namespace=WARM_NAMESPACE, kind="service",
+            command=["python", _WARM, "serve", sock, "--idle", f"{_ZYGOTE_IDLE:g}", *spec.warm],
+            environment=spec.environment, grace_period=2.0,
+            labels={SYSTEM_LABEL: "true", WARM_ENV_LABEL: spec.environment})))
+        return None
 
     def _child_env(
         self, spec: WorkloadSpec, bin_dir: Path, gpus: list[str], port: int | None

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -127,8 +128,21 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+_JSON_ESCAPE = re.compile(r"^(\{\{\$.*?)\.json_escape\[(\d)\]\}\}$")
+
+
 def _one(ph: str, ei: dict[str, Any], ctx: dict[str, str]) -> str | None:
-    """The value of one placeholder; None when it names an absent optional input."""
+    """The value of one placeholder; None when it names an absent optional input.
+
+    `<placeholder>.json_escape[N]` (Google Cloud Pipeline Components write it, e.g.
+    `{{$.json_escape[1]}}`) is the value's text escaped N times for use inside a JSON string.
+    """
+    m = _JSON_ESCAPE.match(ph)
+    if m:
+        value = _one(m.group(1) + "}}", ei, ctx)
+        for _ in range(int(m.group(2))):
+            value = None if value is None else json.dumps(value)[1:-1]
+        return value
     if ph == "{{$}}":
         return json.dumps(ei)
     if ph == "{{$.outputs.output_file}}":
@@ -157,8 +171,6 @@ def _one(ph: str, ei: dict[str, Any], ctx: dict[str, str]) -> str | None:
     name = ph[4:-2]
     if name in ctx:
         return ctx[name]
-    if "json_escape" in ph:
-        raise TaskError(f"JSON escape placeholders are not supported yet: {ph}")
     raise TaskError(f"unsupported placeholder {ph}")
 
 
@@ -221,31 +233,50 @@ def python_component(command: list[str]) -> tuple[str, list[str]] | None:
 
     The compiled command is `sh -c <pip install kfp …; exec "$0" "$@"> sh -ec <write $0 to
     ephemeral_component.py; python3 -m kfp.dsl.executor_main …> <source>`. None otherwise.
+    The packages are `packages_to_install` plus `--index-url URL` / `--extra-index-url URL`
+    lines for `pip_index_urls` (as a requirements file has them).
     """
     for i, part in enumerate(command):
         if "kfp.dsl.executor_main" in part and "--component_module_path" in part and i + 1 < len(command):
-            source = command[i + 1]
             packages: list[str] = []
             for c in command[:i]:
-                m = re.search(r"pip install (.*?)(?:&&|\n|$)", c)
-                if m:
-                    try:
-                        tokens = shlex.split(m.group(1))
-                    except ValueError:
-                        tokens = []
-                    packages += [t for t in tokens if not t.startswith("-") and not re.match(r"^(kfp|typing-extensions)\b", t)]
-            return source, packages
+                for m in re.finditer(r"pip install (.*?)(?:&&|\n|$)", c):
+                    packages += [t for t in _pip_args(m.group(1)) if t not in packages]
+            return command[i + 1], packages
     return None
 
 
-def missing_packages(packages: list[str]) -> list[str]:
-    """Those of `packages` (requirement strings) not satisfied by this interpreter."""
-    from importlib.metadata import PackageNotFoundError, version
+def _pip_args(text: str) -> list[str]:
+    """Requirements and index options of one `pip install …` (kfp and its pins left out)."""
+    try:
+        tokens = shlex.split(text)
+    except ValueError:
+        return []
+    out, k = [], 0
+    while k < len(tokens):
+        t = tokens[k]
+        if t in ("--index-url", "-i", "--extra-index-url", "--find-links", "-f", "--trusted-host") and k + 1 < len(tokens):
+            if t != "--trusted-host":
+                out.append(f"{'--index-url' if t == '-i' else t} {tokens[k + 1]}")
+            k += 2
+            continue
+        if not t.startswith("-") and not re.match(r"^(kfp|typing-extensions)\s*([=<>!~;]|$)", t):
+            out.append(t)
+        k += 1
+    return out
+
+
+def missing_packages(packages: list[str], path: list[str] | None = None) -> list[str]:
+    """Those of `packages` (requirement strings) not satisfied by the distributions found on
+    `path` (default: this interpreter's). Paths and URLs always count as missing."""
+    from importlib.metadata import distributions
 
     from packaging.requirements import InvalidRequirement, Requirement
 
     missing = []
     for spec in packages:
+        if spec.startswith("-"):
+            continue  # index options
         try:
             req = Requirement(spec)
         except InvalidRequirement:
@@ -253,11 +284,11 @@ def missing_packages(packages: list[str]) -> list[str]:
             continue
         if req.marker is not None and not req.marker.evaluate():
             continue
-        try:
-            have = version(req.name)
-        except PackageNotFoundError:
+        found = next(iter(distributions(name=req.name, path=path if path is not None else sys.path)), None)
+        if found is None or req.url:
             missing.append(spec)
             continue
+        have = found.version
         if req.specifier and not req.specifier.contains(have, prereleases=True):
             missing.append(f"{spec} (found {have})")
     return missing
