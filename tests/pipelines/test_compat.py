@@ -267,6 +267,19 @@ def echo_context(out: dsl.OutputPath(str)):
 
 
 @dsl.container_component
+def nested_structs(out: dsl.OutputPath(str), n: int = 3, opt: Optional[str] = None):
+    return dsl.ContainerSpec(
+        image="python:3.11",
+        command=["sh", "-c", 'mkdir -p "$(dirname "$0")" && echo -n "$*" > "$0"'],
+        args=[out, dsl.ConcatPlaceholder(["n=", n, dsl.IfPresentPlaceholder(
+                  input_name="opt", then=dsl.ConcatPlaceholder(["/", opt]), else_="/none")]),
+              dsl.IfPresentPlaceholder(input_name="opt", then=[dsl.ConcatPlaceholder(["--opt=", opt]), "--flag"]),
+              dsl.PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER, dsl.PIPELINE_ROOT_PLACEHOLDER,
+              dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER, dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER,
+              dsl.PIPELINE_TASK_EXECUTOR_OUTPUT_PATH_PLACEHOLDER])
+
+
+@dsl.container_component
 def container_write_ds(text: str, ds: dsl.Output[Dataset]):
     return dsl.ContainerSpec(image="python:3.11", command=["sh", "-c", 'mkdir -p "$(dirname "$0")" && echo -n "$1" > "$0"'],
                              args=[ds.path, text])
@@ -444,6 +457,8 @@ def container_placeholders() -> None:
     echo_opts(msg="hello", opt="o1").set_display_name("with-opt")
     echo_opts(msg="bye").set_display_name("without-opt")
     echo_context().set_display_name("ctx")
+    nested_structs(opt="x").set_display_name("structs-with")
+    nested_structs().set_display_name("structs-without")
 
 
 @dsl.pipeline(name="container-artifacts")
@@ -499,6 +514,80 @@ def output_paths() -> str:
     return read_path(text=w.outputs["out_text"], path=w.outputs["out_file"]).output
 
 
+@dsl.component
+def read_text(ds: Input[Dataset]) -> str:
+    with open(ds.path) as f:
+        return f.read() + ":" + ds.metadata["text"]
+
+
+@dsl.component
+def join_texts(xs: List[str]) -> str:
+    return ",".join(xs)
+
+
+@dsl.pipeline(name="over-artifacts")
+def over_artifacts(dss: Input[List[Dataset]]) -> str:
+    with dsl.ParallelFor(dss, parallelism=2) as ds:
+        r = read_text(ds=ds)
+        w = write_dataset(text=r.output)
+    join_datasets(dss=dsl.Collected(w.outputs["out"]))
+    return join_texts(xs=dsl.Collected(r.output)).output
+
+
+@dsl.pipeline(name="artifact-loop")
+def artifact_loop() -> str:
+    with dsl.ParallelFor(["a", "b", "c"]) as t:
+        w = write_dataset(text=t)
+    return over_artifacts(dss=dsl.Collected(w.outputs["out"])).output
+
+
+@dsl.pipeline(name="make-datasets")
+def make_datasets() -> List[Dataset]:
+    with dsl.ParallelFor(["x", "y"]) as t:
+        w = write_dataset(text=t)
+    return dsl.Collected(w.outputs["out"])
+
+
+@dsl.pipeline(name="loop-over-pipeline-artifacts")
+def loop_over_pipeline_artifacts() -> str:
+    made = make_datasets()
+    with dsl.ParallelFor(made.output) as ds:  # a nested pipeline's List[Dataset] output
+        r = read_text(ds=ds)
+    return join_texts(xs=dsl.Collected(r.output)).output
+
+
+@dsl.container_component
+def exit_container(status: PipelineTaskFinalStatus, out: dsl.OutputPath(str)):
+    return dsl.ContainerSpec(image="python:3.11", command=["sh", "-c", 'mkdir -p "$(dirname "$0")" && echo -n "$1" > "$0"'],
+                             args=[out, status])
+
+
+@dsl.pipeline(name="exit-status-container")
+def exit_status_container() -> None:
+    with dsl.ExitHandler(exit_container()):
+        fail(msg="container-exit")
+
+
+def _json_escape(placeholder, level: int) -> str:
+    """What Google Cloud Pipeline Components write: the placeholder with `.json_escape[level]`."""
+    return str(placeholder).replace("}}", f".json_escape[{level}]}}}}")
+
+
+@dsl.container_component
+def json_payload(msg: str, d: dict, out: dsl.OutputPath(str)):
+    payload = '{"msg": "' + _json_escape(msg, 1) + '", "d": ' + _json_escape(d, 0) + '}'
+    return dsl.ContainerSpec(
+        image="python:3.11",
+        command=["python3", "-c", "import json, os, sys; os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True); "
+                 "open(sys.argv[1], 'w').write(json.dumps(json.loads(sys.argv[2]), sort_keys=True))"],
+        args=[out, payload])
+
+
+@dsl.pipeline(name="json-escape")
+def json_escape_pipeline(msg: str, d: dict) -> str:
+    return json_payload(msg=msg, d=d).outputs["out"]
+
+
 # -- harness ------------------------------------------------------------------------------------
 
 WORK: dict[str, Path] = {}
@@ -537,6 +626,10 @@ def _submissions(tmp: Path) -> dict[str, tuple]:
         "after": (after_order, {}),
         "namedtuple": (namedtuple_outputs, {}),
         "output_paths": (output_paths, {}),
+        "artifact_loop": (artifact_loop, {}),
+        "artifact_loop_output": (loop_over_pipeline_artifacts, {}),
+        "exit_status_container": (exit_status_container, {}),
+        "json_escape": (json_escape_pipeline, {"msg": 'say "hi" \\ bye', "d": {"k": [1, 'x"y']}}),
     }
 
 
@@ -731,6 +824,12 @@ def test_container_placeholders_ifpresent_concat(client, shared_server, launched
     assert by_name["without-opt"]["outputs"]["parameters"]["out"] == "msg=bye --no-opt"
     job, job_id, task_name, task_id = by_name["ctx"]["outputs"]["parameters"]["out"].split("|")
     assert job_id == launched["container"] and task_name == "ctx" and job and task_id
+    with_opt = by_name["structs-with"]["outputs"]["parameters"]["out"].split(" ")
+    without = by_name["structs-without"]["outputs"]["parameters"]["out"].split(" ")
+    assert with_opt[:3] == ["n=3/x", "--opt=x", "--flag"] and without[0] == "n=3/none"  # nested IfPresent/Concat
+    resource, root, created, scheduled, output_file = without[1:]
+    assert resource == job and Path(root).is_dir() and output_file.endswith("executor_output.json")
+    assert created.startswith("20") and scheduled.startswith("20") and created[10] == "T"
 
 
 def test_container_artifacts_and_yaml_component(client, shared_server, launched) -> None:
@@ -802,6 +901,61 @@ def test_output_and_input_paths(client, shared_server, launched) -> None:
     assert out(ok(client, shared_server, launched, "output_paths")) == "ABC+cba"
 
 
+def test_parallel_for_over_artifacts(client, shared_server, launched) -> None:
+    st = ok(client, shared_server, launched, "artifact_loop")
+    assert out(st) == "a:a,b:b,c:c"  # item artifacts with their metadata, collected in iteration order
+    assert tparam(st, "join-datasets") == "a:a,b:b,c:c"  # artifacts made inside the artifact loop, collected
+    loop = next(t for k, t in st["tasks"].items() if k.startswith("over-artifacts/for-loop-") and t.get("type") == "loop")
+    assert len(loop["items"]) == 3 and loop["items"][0]["type"]["schemaTitle"] == "system.Dataset"
+    assert out(ok(client, shared_server, launched, "artifact_loop_output")) == "x:x,y:y"
+    details = {t.task_id: t for t in client.get_run(launched["artifact_loop"]).run_details.task_details}
+    reads = [t for t in details.values() if t.display_name == "read-text"]
+    iterations = [details[t.parent_task_id] for t in reads]  # KFP task tree: task → iteration → loop
+    assert len(reads) == 3 and all("-iteration-" in i.display_name for i in iterations)
+    assert {details[i.parent_task_id].display_name for i in iterations} == {loop["name"]}
+
+
+def test_task_final_status_placeholder_in_a_container(client, shared_server, launched) -> None:
+    run, st = finished(client, shared_server, launched, "exit_status_container")
+    assert run.state == "FAILED"
+    status = json.loads(tparam(st, "exit-container", "out"))
+    assert status["state"] == "FAILED" and status["pipelineTaskName"] == "exit-handler-1"
+    assert status["error"]["message"]
+
+
+def test_json_escape_placeholders(client, shared_server, launched) -> None:
+    got = json.loads(out(ok(client, shared_server, launched, "json_escape")))
+    assert got == {"msg": 'say "hi" \\ bye', "d": {"k": [1, 'x"y']}}
+
+
+def test_list_runs_filters_sorting_and_paging(client, shared_server, launched) -> None:
+    ok(client, shared_server, launched, "calc")
+    finished(client, shared_server, launched, "failing")
+    exp_id = client.get_run(launched["calc"]).experiment_id
+
+    def ids(*predicates, **kw) -> set:
+        page = client.list_runs(experiment_id=exp_id, page_size=100, filter=json.dumps({"predicates": list(predicates)}), **kw)
+        return {r.run_id for r in page.runs or []}
+
+    failed = ids({"key": "state", "operation": "EQUALS", "string_value": "FAILED"})
+    assert launched["failing"] in failed and launched["calc"] not in failed
+    both = ids({"key": "state", "operation": 8, "stringValues": {"values": ["FAILED", "SUCCEEDED"]}})
+    assert {launched["failing"], launched["calc"]} <= both
+    loops = {k for k, v in launched.items() if v in ids({"key": "name", "operation": "IS_SUBSTRING", "string_value": "compat-loop"})}
+    assert loops == {"loop_literal", "loop_param", "loop_task_output"}
+    assert ids({"key": "runtime_config.parameters.a", "operation": "EQUALS", "int_value": "7"}) == {launched["calc"]}
+    assert len(ids({"key": "created_at", "operation": "LESS_THAN", "timestamp_value": "2100-01-01T00:00:00Z"})) == len(launched)
+    assert ids({"key": "created_at", "operation": "GREATER_THAN", "timestamp_value": "2100-01-01T00:00:00+00:00"}) == set()
+    got, token = [], ""
+    while True:
+        page = client.list_runs(experiment_id=exp_id, page_size=7, sort_by="display_name desc", page_token=token)
+        got += [r.display_name for r in page.runs]
+        token = page.next_page_token
+        if not token:
+            break
+    assert got == sorted((f"compat-{k}" for k in launched), reverse=True)
+
+
 # -- caching through kfp.Client -------------------------------------------------------------------
 
 
@@ -833,10 +987,13 @@ def test_caching_through_the_client(client, shared_server, launched) -> None:
         assert client.wait_for_run_completion(rid, timeout=60, sleep_duration=0.3).state == "SUCCEEDED"
         st = _status(shared_server, rid)
         assert st["outputs"]["parameters"]["Output"] == args["tag"] * 2
-        return task(st, "logged")
+        kfp_states = {t.display_name: t.state for t in client.get_run(rid).run_details.task_details}
+        return {**task(st, "logged"), "kfp_state": kfp_states["logged"]}
 
-    assert not run().get("cached")
-    assert run()["cached"] is True
+    first = run()
+    assert not first.get("cached") and first["kfp_state"] == "SUCCEEDED"
+    second = run()
+    assert second["cached"] is True and second["kfp_state"] == "CACHED"  # as KFP reports a cache hit
     assert not run(enable_caching=False).get("cached")  # reaches the task inside the nested pipeline
     with shared_server.client() as c:
         r = c.delete("/api/v1/namespaces/admin/pipelinecache")

@@ -16,7 +16,8 @@ from kfp import compiler, dsl  # noqa: E402
 from flowyard.ui.pipelines import duration_text, run_row  # noqa: E402
 
 SCREENSHOTS = {"runs": "/tmp/ui-runs.png", "run": "/tmp/ui-run.png", "pipelines": "/tmp/ui-pipelines.png"}
-EDIT_CONTROLS = ('id="upload-form"', 'id="create-run"', 'id="terminate-run"')
+EDIT_CONTROLS = ('id="upload-form"', 'id="create-run"', 'id="terminate-run"', 'id="version-form"',
+                 'id="experiment-form"', 'id="new-recurring"', 'data-action=', 'id="archive-run"', 'id="pipeline-actions"')
 
 
 @dsl.component
@@ -70,7 +71,7 @@ def test_run_row_and_durations() -> None:
 
 def test_pages_need_a_login(shared_server) -> None:
     with httpx.Client(base_url=shared_server.url) as c:
-        for path in ("/pipelines", "/runs", "/runs/x", "/runs/compare", "/pipelines/x"):
+        for path in ("/pipelines", "/runs", "/runs/x", "/runs/compare", "/pipelines/x", "/experiments", "/recurringruns"):
             r = c.get(path)
             assert r.status_code == 303 and httpx.URL(r.headers["location"]).params["next"] == path
 
@@ -121,13 +122,22 @@ def test_editor_and_viewer_pages(shared_server, root, package) -> None:
         assert "a" in differs and "b" not in differs, differs
         assert 'id="compare-outputs"' in cmp.text and "8.0" in cmp.text and "20.0" in cmp.text  # (1+4)+(1+2), (7+4)+(7+2)
         assert 'id="compare-need"' in c.get(f"/runs/compare?run={name}").text
+        assert "calc-one" in c.get("/runs?q=ONE").text and "calc-one" not in c.get("/runs?q=two").text
+
+        exps = c.get("/experiments")
+        assert exps.status_code == 200 and 'data-name="ui-exp"' in exps.text and 'id="experiment-form"' in exps.text
+        assert re.search(r'data-name="ui-exp".*?<td class="num">2</td>', exps.text, re.S), "two runs in ui-exp"
+        recurring = c.get("/recurringruns")
+        assert recurring.status_code == 200 and 'id="recurring-empty"' in recurring.text and "calc-ui" in recurring.text
+        assert 'name="run_type" value="recurring" checked' in c.get(f"/pipelines/{pname}?mode=recurring").text
 
     shared_server.add_user("paula")
     password = shared_server.add_user("viv", namespace=False)
     with shared_server.client() as c:
         assert c.put("/api/v1/namespaces/admin/members/viv", json={"role": "view"}).status_code == 200
     with session(shared_server, "viv", password) as c:
-        for path in ("/pipelines?ns=admin", f"/pipelines/{pname}?ns=admin", "/runs?ns=admin", f"/runs/{name}?ns=admin"):
+        for path in ("/pipelines?ns=admin", f"/pipelines/{pname}?ns=admin", "/runs?ns=admin", f"/runs/{name}?ns=admin",
+                     "/experiments?ns=admin", "/recurringruns?ns=admin"):
             r = c.get(path)
             assert r.status_code == 200, path
             for control in EDIT_CONTROLS:
@@ -225,6 +235,82 @@ def test_run_page_in_chromium(server, root, tmp_path: Path, package) -> None:
             page.wait_for_function(
                 "() => document.querySelector('#run-state .badge').dataset.state === 'SUCCEEDED'", timeout=120_000)
             expect(page.locator("#run-outputs")).to_contain_text("19")  # (7+4) + (7+1)
+            assert problems == [], problems
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+def test_recurring_run_and_experiment_forms_in_chromium(server, root, tmp_path: Path, package) -> None:
+    root.require(CHROMIUM.exists(), "Debian chromium")
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        root.require(False, "the playwright Python package")
+    _client(server).upload_pipeline(str(package), pipeline_name="calc-scheduled")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page, problems = watched_page(browser.new_context(viewport=VIEWPORT))
+            page.on("dialog", lambda d: d.accept())
+            page.goto(server.url + "/login?next=/experiments")
+            page.get_by_label("User name").fill("admin")
+            page.get_by_label("Password").fill(root.ADMIN_PASSWORD)
+            page.get_by_role("button", name="Log in").click()
+            page.wait_for_url("**/experiments")
+
+            page.locator("#experiment-name").fill("nightly")
+            page.get_by_role("button", name="Create").click()
+            row = page.locator('#experiments-table tr[data-name="nightly"]')
+            expect(row).to_be_visible()
+            row.get_by_role("button", name="Archive").click()
+            expect(page.locator('#experiments-table tr[data-name="nightly"] .badge')).to_have_text("archived")
+
+            page.get_by_role("link", name="Recurring runs").click()
+            expect(page.locator("#recurring-empty")).to_be_visible()
+            page.get_by_role("link", name="Set up schedule").click()
+            page.locator("#new-version summary").click()  # a second version, made from the pipeline page
+            page.locator("#version-file").set_input_files(str(package))
+            page.locator("#version-name").fill("v2")
+            page.get_by_role("button", name="Upload version").click()
+            page.wait_for_url(re.compile(r".*version=.*"))
+            expect(page.locator("#version-select option")).to_have_count(2)
+            expect(page.locator("#version-select option:checked")).to_contain_text("v2")
+            page.goto(page.url.split("#")[0] + "&mode=recurring")
+            expect(page.get_by_role("radio", name="Recurring")).to_be_checked()
+            page.locator("#run-name").fill("every-two")
+            page.locator("#trigger-type").select_option("cron")
+            page.locator("#cron").fill("not a cron")
+            page.get_by_role("button", name="Create recurring run").click()
+            expect(page.locator("#create-error")).to_contain_text("cron")  # the server's message, shown inline
+            page.locator("#trigger-type").select_option("periodic")
+            page.locator("#interval-count").fill("2")
+            page.locator("#interval-unit").select_option("1")
+            page.locator("#param-a").fill("1")
+            page.get_by_role("button", name="Create recurring run").click()
+            page.wait_for_url("**/recurringruns?ns=admin")
+            row = page.locator('#recurring-table tr[data-name="every-two"]')
+            expect(row).to_contain_text("every 2 s")
+            expect(row.locator(".recurring-status")).to_have_text("Enabled")
+            for _ in range(60):  # the schedule starts a run within a few seconds
+                if "none yet" not in row.inner_text():
+                    break
+                page.wait_for_timeout(500)
+                page.reload()
+            expect(row.locator("a").first).to_be_visible()
+            shot = tmp_path / "ui-recurring.png"
+            page.screenshot(path=str(shot))
+            check_screenshot(shot)
+            row.get_by_role("button", name="Disable").click()
+            expect(page.locator('#recurring-table tr[data-name="every-two"] .recurring-status')).to_have_text("Disabled")
+            page.locator('#recurring-table tr[data-name="every-two"]').get_by_role("button", name="Delete").click()
+            expect(page.locator("#recurring-empty")).to_be_visible()
+            client = _client(server)
+            versions = {v.display_name: v.pipeline_version_id
+                        for v in client.list_pipeline_versions(client.get_pipeline_id("calc-scheduled")).pipeline_versions}
+            runs = client.list_runs(namespace="admin", page_size=50).runs or []
+            assert runs and all(r.runtime_config.parameters["a"] == 1 for r in runs), runs
+            assert {r.pipeline_version_reference.pipeline_version_id for r in runs} == {versions["v2"]}
             assert problems == [], problems
         finally:
             browser.close()

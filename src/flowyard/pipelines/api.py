@@ -7,6 +7,7 @@ An empty `namespace` means the caller's own namespace (or the first one they can
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -75,19 +76,27 @@ def kfp_version(obj: Manifest) -> dict[str, Any]:
                    "created_at": m["creationTimestamp"], "pipeline_spec": s.get("pipelineSpec")})
 
 
+def _parent_path(path: str, entry: dict[str, Any]) -> str:
+    """The task path holding `path`: a loop for its iterations, else the enclosing DAG."""
+    if entry.get("type") == "iteration":
+        return re.sub(r"-iteration-\d+$", "", path)
+    return path.rsplit("/", 1)[0] if "/" in path else ""
+
+
 def _task_details(run_id: str, tasks: Any) -> list[dict[str, Any]]:
-    if isinstance(tasks, dict):
-        tasks = [{"name": k, **v} if isinstance(v, dict) else {"name": k} for k, v in tasks.items()]
+    """KFP `run_details.task_details` from the engine's task entries (keyed by task path)."""
     out = []
-    for t in tasks if isinstance(tasks, list) else []:
+    for path, t in (tasks or {}).items() if isinstance(tasks, dict) else []:
         if not isinstance(t, dict):
             continue
-        name = t.get("name") or t.get("taskName") or t.get("displayName")
-        detail = {"run_id": run_id, "task_id": str(t.get("id") or t.get("taskId") or f"{run_id}.{name}"),
-                  "display_name": t.get("displayName") or name, "state": t.get("state"),
-                  "create_time": t.get("createdAt") or t.get("startedAt"), "start_time": t.get("startedAt"),
-                  "end_time": t.get("finishedAt"), "parent_task_id": t.get("parentTaskId") or t.get("parent"),
-                  "pod_name": t.get("workload")}
+        state = t.get("state")
+        if state == "SUCCEEDED" and t.get("cached"):
+            state = "CACHED"  # KFP's task state for an execution served from the cache
+        parent = _parent_path(path, t)
+        detail = {"run_id": run_id, "task_id": f"{run_id}.{path}", "display_name": t.get("name") or path,
+                  "state": state, "create_time": t.get("createdAt") or t.get("startedAt"),
+                  "start_time": t.get("startedAt"), "end_time": t.get("finishedAt"),
+                  "parent_task_id": f"{run_id}.{parent}" if parent else None, "pod_name": t.get("workload")}
         if t.get("message") and t.get("state") in ("FAILED", "CANCELED"):
             detail["error"] = {"message": t["message"]}
         out.append(_clean(detail))

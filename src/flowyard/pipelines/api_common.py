@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select
@@ -124,7 +125,6 @@ def _value(pred: dict) -> Any:
             if isinstance(v, dict) and "values" in v:  # {"string_values": {"values": [...]}}
                 v = v["values"]
             if key.startswith(("timestamp",)) and not isinstance(v, str):
-                from datetime import datetime, timezone
                 v = datetime.fromtimestamp(int(v), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
             return v
     return None
@@ -156,10 +156,22 @@ def parse_filter(text: str | None) -> list[tuple[str, str, Any]]:
 
 
 def _field(item: dict, key: str, id_key: str) -> Any:
+    """A KFP field by name (`name`/`id` aliases, dotted paths into nested objects)."""
     key = {"name": "display_name", "id": id_key}.get(key, key)
-    if key.startswith("run_details.") or "." in key:
+    value: Any = item
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _when(value: Any) -> datetime | None:
+    if not isinstance(value, str) or len(value) < 10 or value[4:5] != "-":
         return None
-    return item.get(key)
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def matches(item: dict, preds: list[tuple[str, str, Any]], id_key: str) -> bool:
@@ -170,6 +182,8 @@ def matches(item: dict, preds: list[tuple[str, str, Any]], id_key: str) -> bool:
                 want = type(have)(want)
             except ValueError:
                 pass
+        if _when(have) is not None and _when(want) is not None:  # timestamps: compare instants, not text
+            have, want = _when(have), _when(want)
         try:
             ok = {
                 "EQUALS": lambda: have == want,
@@ -188,6 +202,18 @@ def matches(item: dict, preds: list[tuple[str, str, Any]], id_key: str) -> bool:
     return True
 
 
+def _order(value: Any) -> tuple[int, float, str]:
+    """A sort key: missing values first, numbers by value, timestamps by instant, the rest as text."""
+    if value is None:
+        return (0, 0.0, "")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (1, float(value), "")
+    t = _when(value)
+    if t is not None:
+        return (1, t.timestamp(), "")
+    return (2, 0.0, value if isinstance(value, str) else json.dumps(value, sort_keys=True))
+
+
 def page(items: list[dict], id_key: str, filter_: str | None, sort_by: str | None, page_size: int | None,
          page_token: str | None) -> tuple[list[dict], int, str | None]:
     """Filter, sort and page KFP-shaped items: (page, total matching, next page token)."""
@@ -201,7 +227,7 @@ def page(items: list[dict], id_key: str, filter_: str | None, sort_by: str | Non
             if parts[1].lower() not in ("asc", "desc"):
                 raise Invalid(f"sort_by '{sort_by}' is invalid: use '<field>' or '<field> desc'")
             desc = parts[1].lower() == "desc"
-    items.sort(key=lambda i: (i.get(field) is not None, str(i.get(field) or ""), i.get(id_key) or ""), reverse=desc)
+    items.sort(key=lambda i: (*_order(_field(i, field, id_key)), i.get(id_key) or ""), reverse=desc)
     start = 0
     if page_token:
         try:

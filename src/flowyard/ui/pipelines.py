@@ -1,9 +1,11 @@
 """The Pipelines and Runs pages of the dashboard.
 
-`/pipelines` (list, upload), `/pipelines/{name}` (graph of a version, create-run form), `/runs`
-(filter, sort, page, compare), `/runs/{name}` (live graph, task panel, logs, artifacts) and
-`/runs/compare?runs=a,b`. The server reads the store directly; `static/pipelines.js` draws the
-graphs and calls the KFP API (`/apis/v2beta1`) and the generic API with the session.
+`/pipelines` (list, upload), `/pipelines/{name}` (graph of a version, new version, create-run
+and recurring-run form), `/runs` (search, filter, sort, page, compare), `/runs/{name}` (live
+graph, task panel, logs, artifacts), `/runs/compare?runs=a,b`, `/experiments` (list, create,
+archive) and `/recurringruns` (list, enable/disable, delete). The server reads the store
+directly; `static/pipelines.js` draws the graphs and the live run page, `static/pipelines_forms.js`
+drives the forms, both through the KFP API (`/apis/v2beta1`) and the generic API with the session.
 """
 
 from __future__ import annotations
@@ -179,7 +181,7 @@ def pipeline_page(request: Request, name: str) -> Response:
                        == pipeline["metadata"]["uid"]), key=lambda r: r["created"], reverse=True)[:10]
     return render(sh, "pipelines_detail.html", pipeline=pipeline, versions=versions, version=version,
                   spec=spec, params=_params_of(spec), experiments=experiments, runs=runs,
-                  editable=sh.can("edit"))
+                  editable=sh.can("edit"), mode=request.query_params.get("mode") or "once")
 
 
 def runs_page(request: Request) -> Response:
@@ -193,10 +195,13 @@ def runs_page(request: Request) -> Response:
     kind = _kind("Run")
     pipelines, exp_names, experiments = _lookup_tables(p, sh.namespace)
     now = datetime.now(timezone.utc)
+    archived = q.get("storage") == "archived"
     rows = [run_row(r, pipelines, exp_names, now) for r in _all(p, kind, sh.namespace)
-            if (r.get("spec") or {}).get("storageState", "AVAILABLE") != "ARCHIVED"]
+            if ((r.get("spec") or {}).get("storageState", "AVAILABLE") == "ARCHIVED") == archived]
     total_all = len(rows)
-    state, experiment = q.get("state") or "", q.get("experiment") or ""
+    state, experiment, text = q.get("state") or "", q.get("experiment") or "", (q.get("q") or "").strip()
+    if text:
+        rows = [r for r in rows if text.lower() in r["display_name"].lower()]
     if state == "active":
         rows = [r for r in rows if r["active"]]
     elif state:
@@ -222,13 +227,15 @@ def runs_page(request: Request) -> Response:
     shown = rows[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
 
     def link(**change: Any) -> str:
-        params = {"ns": sh.namespace, "state": state, "experiment": experiment, "sort": sort, "page": page}
+        params = {"ns": sh.namespace, "storage": "archived" if archived else "", "q": text, "state": state,
+                  "experiment": experiment, "sort": sort, "page": page}
         params.update(change)
         return "/runs?" + urlencode({k: v for k, v in params.items() if v not in ("", None, 1)
                                      or k == "ns"})
 
     return render(sh, "runs.html", available=kind is not None, rows=shown, total=len(rows), total_all=total_all,
-                  page=page, pages=pages, state=state, experiment=experiment, sort=sort, states=STATES,
+                  page=page, pages=pages, state=state, experiment=experiment, q=text, sort=sort, states=STATES,
+                  archived=archived,
                   experiments=experiments, link=link, any_active=any(r["active"] for r in rows),
                   editable=sh.can("edit"))
 
@@ -302,9 +309,92 @@ def run_page(request: Request, name: str) -> Response:
     if pid:
         pipeline_name = next((x["metadata"]["name"] for x in _all(p, _kind("Pipeline"), sh.namespace)
                               if x["metadata"]["uid"] == pid), "")
-    return render(sh, "runs_detail.html", run=run, row=row, spec=spec, status=st,
+    recurring = ""
+    rid = (run.get("spec") or {}).get("recurringRunId")
+    if rid:
+        recurring = next((x["spec"].get("displayName", "") for x in _all(p, _kind("RecurringRun"), sh.namespace)
+                          if x["metadata"].get("uid") == rid), "(deleted)")
+    return render(sh, "runs_detail.html", run=run, row=row, spec=spec, status=st, recurring=recurring,
                   parameters=(run.get("spec") or {}).get("parameters") or {}, pipeline_name=pipeline_name,
                   editable=sh.can("edit"))
+
+
+def _every(seconds: Any) -> str:
+    """'every 90 s', 'every 5 min', 'every 2 h', 'every 1 day' for an interval trigger."""
+    try:
+        n = int(seconds)
+    except (TypeError, ValueError):
+        return f"every {seconds} s"
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
+        if n >= size and n % size == 0:
+            count = n // size
+            return f"every {count} {unit}{'s' if unit == 'day' and count != 1 else ''}"
+    return f"every {n} s"
+
+
+def recurring_row(rr: dict[str, Any], pipelines: dict[str, str], experiments: dict[str, str]) -> dict[str, Any]:
+    """What the recurring-runs table shows of one RecurringRun manifest."""
+    meta, spec, st = rr["metadata"], rr.get("spec") or {}, rr.get("status") or {}
+    trig = spec.get("trigger") or {}
+    ref = spec.get("pipelineVersionReference") or {}
+    pipeline = pipelines.get(ref.get("pipelineId", ""), "") or \
+        ((spec.get("pipelineSpec") or {}).get("pipelineInfo") or {}).get("name", "")
+    return {"name": meta["name"], "uid": meta.get("uid", ""), "display_name": spec.get("displayName") or meta["name"],
+            "pipeline": pipeline, "experiment": experiments.get(spec.get("experimentId", ""), ""),
+            "experiment_id": spec.get("experimentId", ""),
+            "trigger": f"cron {trig['cron']}" if trig.get("cron") else _every(trig.get("intervalSecond")),
+            "start": trig.get("startTime"), "end": trig.get("endTime"),
+            "max_concurrency": spec.get("maxConcurrency", 1), "enabled": spec.get("enabled", True),
+            "next": st.get("nextRunAt"), "last": st.get("lastRun"), "last_at": st.get("lastRunAt"),
+            "runs_created": st.get("runsCreated", 0), "message": st.get("message") or "",
+            "parameters": spec.get("parameters") or {}, "created": meta.get("creationTimestamp", "")}
+
+
+def recurring_page(request: Request) -> Response:
+    from flowyard.ui.routes import render, shell
+
+    sh = shell(request, "runs")
+    if sh.namespace is None:
+        return render(sh, "recurring.html")
+    p = sh.platform
+    kind = _kind("RecurringRun")
+    pipelines, exp_names, _ = _lookup_tables(p, sh.namespace)
+    rows = sorted((recurring_row(r, pipelines, exp_names) for r in _all(p, kind, sh.namespace)),
+                  key=lambda r: r["created"], reverse=True)
+    choices = sorted(({"name": x["metadata"]["name"], "display_name": x["spec"]["displayName"]}
+                      for x in _all(p, _kind("Pipeline"), sh.namespace)), key=lambda c: c["display_name"].lower())
+    return render(sh, "recurring.html", available=kind is not None, rows=rows, pipelines=choices,
+                  editable=sh.can("edit"))
+
+
+def experiments_page(request: Request) -> Response:
+    from flowyard.ui.routes import render, shell
+
+    sh = shell(request, "runs")
+    if sh.namespace is None:
+        return render(sh, "experiments.html")
+    p = sh.platform
+    kind = _kind("Experiment")
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for r in _all(p, _kind("Run"), sh.namespace):
+        runs.setdefault((r.get("spec") or {}).get("experimentId", ""), []).append(r)
+    recurring: dict[str, int] = {}
+    for rr in _all(p, _kind("RecurringRun"), sh.namespace):
+        eid = (rr.get("spec") or {}).get("experimentId", "")
+        recurring[eid] = recurring.get(eid, 0) + 1
+    rows = []
+    for e in _all(p, kind, sh.namespace):
+        uid = e["metadata"]["uid"]
+        mine = sorted(runs.get(uid, []), key=lambda r: r["metadata"].get("creationTimestamp", ""), reverse=True)
+        rows.append({"name": e["metadata"]["name"], "uid": uid, "display_name": e["spec"]["displayName"],
+                     "description": e["spec"].get("description") or "",
+                     "archived": e["spec"].get("storageState") == "ARCHIVED",
+                     "created": e["metadata"].get("creationTimestamp", ""), "runs": len(mine),
+                     "recent": [{"name": r["metadata"]["name"], "display_name": r["spec"].get("displayName", ""),
+                                 "state": (r.get("status") or {}).get("state") or "PENDING"} for r in mine[:5]],
+                     "recurring": recurring.get(uid, 0)})
+    rows.sort(key=lambda r: (r["archived"], r["display_name"].lower()))
+    return render(sh, "experiments.html", available=kind is not None, rows=rows, editable=sh.can("edit"))
 
 
 def install(app: FastAPI) -> None:
@@ -314,3 +404,5 @@ def install(app: FastAPI) -> None:
     app.add_api_route("/runs", runs_page, methods=["GET"], include_in_schema=False)
     app.add_api_route("/runs/compare", compare_page, methods=["GET"], include_in_schema=False)
     app.add_api_route("/runs/{name}", run_page, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/experiments", experiments_page, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/recurringruns", recurring_page, methods=["GET"], include_in_schema=False)
