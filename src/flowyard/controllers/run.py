@@ -14,6 +14,7 @@ from flowyard.pipelines import engine as eng
 from flowyard.pipelines.kinds import RUN, TERMINAL
 from flowyard.platform import Platform
 from flowyard.store.resources import now
+from flowyard.tracking import runs as tracking
 
 def _with_history(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     history = list(old.get("stateHistory") or [])
@@ -53,11 +54,13 @@ async def reconcile(p: Platform, obj: Manifest) -> dict[str, Any]:
     new = dict(new)
     if retry:
         new["observedRetry"] = retry
+    tracking.sync_run(p, obj, new)  # run state and Metrics artifacts into tracking; task tokens revoked at the end
     return _with_history(st, new)
 
 
 async def finalize(p: Platform, namespace: str, name: str) -> None:
     await eng.finalize_run(p, namespace, name)
+    tracking.forget_run(p, namespace, name)
 
 
 CONTROLLER = Controller(RUN, reconcile, finalize)

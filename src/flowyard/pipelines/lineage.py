@@ -11,9 +11,18 @@ and edges `{source, target, kind}`: `input` (artifact → execution), `output` (
 artifact) and `task` (run → execution). The same URI used by several runs (an importer, or a
 later run reading a dataset by path) is one artifact node, so lineage crosses runs.
 
-A query scans the Run statuses of one namespace once (only the status column, paged), builds
-the producer/consumer index and walks it. Later node kinds (model versions, inference
-services) plug in as more nodes and edges of the same shape.
+Past the runs, the registry and serving add two more node kinds:
+
+- `modelversion` (id `modelversion:<name>`): a registry ModelVersion, with an edge
+  `registered` from the artifact its URI names (a run's Model artifact, or a bare URI);
+- `inferenceservice` (id `inferenceservice:<name>`): an InferenceService, with an edge `serves`
+  from the model version its `storageUri` names (`models:/<name>/<version|alias|latest>`,
+  resolved through the aliases as they are now) or from the artifact at that URI.
+
+So one graph runs dataset → execution → model artifact → model version → inference service,
+and `around()` walks it both ways from any node. A query scans the Run statuses of one
+namespace once (only the status column, paged) plus the registry and serving objects (read by
+kind name, so none of those areas needs to be installed), builds the index and walks it.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from flowyard.errors import Invalid, NotFound
 from flowyard.platform import Platform
 from flowyard.store.tables import resources
 
-__all__ = ["Graph", "scan", "lineage", "normalize_uri"]
+__all__ = ["Graph", "scan", "lineage", "around", "normalize_uri"]
 
 _LEAVES = ("container", "importer")
 _PAGE = 500
@@ -115,6 +124,36 @@ class Graph:
                     if isinstance(art, dict) and (aid := self._artifact(art, name, path, True)):
                         self._edge(eid, aid, "output")
 
+    def _uri_node(self, uri: str) -> str:
+        """The artifact node of `uri`, made bare when no run produced or used it."""
+        aid = f"artifact:{normalize_uri(uri)}"
+        if aid not in self.nodes:
+            self._artifact({"uri": uri, "name": normalize_uri(uri).rsplit("/", 1)[-1]}, "", "", False)
+        return aid
+
+    def add_model_version(self, name: str, spec: dict[str, Any]) -> None:
+        vid = f"modelversion:{name}"
+        run = spec.get("run") or {}
+        self.nodes[vid] = {"id": vid, "kind": "modelversion", "name": name, "model": spec.get("model"),
+                           "version": spec.get("version"), "uri": spec.get("uri"), "format": spec.get("format"),
+                           "run": run.get("name"), "runUid": run.get("uid"), "task": run.get("task")}
+        if spec.get("uri"):
+            self._edge(self._uri_node(spec["uri"]), vid, "registered")
+
+    def add_service(self, name: str, spec: dict[str, Any], versions: dict[tuple[str, str], str]) -> None:
+        sid = f"inferenceservice:{name}"
+        predictor = spec.get("predictor") or {}
+        model = predictor.get("model") if isinstance(predictor.get("model"), dict) else \
+            next((v for v in predictor.values() if isinstance(v, dict) and "storageUri" in v), {})
+        uri = str((model or {}).get("storageUri") or "")
+        self.nodes[sid] = {"id": sid, "kind": "inferenceservice", "name": name, "storageUri": uri}
+        if uri.startswith("models:"):
+            ref = uri[len("models:"):].strip("/").split("/")
+            if len(ref) == 2 and (vid := versions.get((ref[0], ref[1]))):
+                self._edge(vid, sid, "serves")
+        elif uri:
+            self._edge(self._uri_node(uri), sid, "serves")
+
     # -- walks --------------------------------------------------------------------------------
 
     def walk(self, start: str, direction: str, depth: int) -> tuple[set[str], set[tuple[str, str, str]]]:
@@ -163,7 +202,7 @@ class Graph:
         return nodes, edges
 
     def answer(self, nodes: set[str], edges: set[tuple[str, str, str]]) -> dict[str, Any]:
-        order = {"run": 0, "execution": 1, "artifact": 2}
+        order = {"run": 0, "execution": 1, "artifact": 2, "modelversion": 3, "inferenceservice": 4}
         items = sorted((self.nodes[n] for n in nodes), key=lambda n: (order.get(n["kind"], 9), n["id"]))
         return {"nodes": items,
                 "edges": [{"source": s, "target": t, "kind": k} for s, t, k in sorted(edges)]}
@@ -174,7 +213,65 @@ def scan(p: Platform, namespace: str) -> Graph:
     graph = Graph(namespace)
     for name, uid, created, status in _run_rows(p, namespace):
         graph.add_run(name, uid, created, status)
+    _add_registry(p, graph)
     return graph
+
+
+def _add_registry(p: Platform, graph: Graph) -> None:
+    """Model versions and inference services (by kind name: those areas may be absent)."""
+    query = (select(resources.c.kind, resources.c.name, resources.c.spec)
+             .where(resources.c.namespace == graph.namespace,
+                    resources.c.kind.in_(("ModelVersion", "RegisteredModel", "InferenceService"))))
+    with p.store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    versions: dict[tuple[str, str], str] = {}  # (model, version | alias | latest) -> node id
+    newest: dict[str, int] = {}
+    for r in rows:
+        if r.kind == "ModelVersion" and isinstance(r.spec, dict):
+            graph.add_model_version(r.name, r.spec)
+            model, number = str(r.spec.get("model")), int(r.spec.get("version") or 0)
+            versions[(model, str(number))] = f"modelversion:{r.name}"
+            if number >= newest.get(model, 0):
+                newest[model] = number
+                versions[(model, "latest")] = f"modelversion:{r.name}"
+    for r in rows:
+        if r.kind == "RegisteredModel" and isinstance(r.spec, dict):
+            for alias, number in (r.spec.get("aliases") or {}).items():
+                if (vid := versions.get((r.name, str(number)))):
+                    versions[(r.name, alias)] = vid
+    for r in rows:
+        if r.kind == "InferenceService" and isinstance(r.spec, dict):
+            graph.add_service(r.name, r.spec, versions)
+
+
+def around(p: Platform, namespace: str, node: str, direction: str = "both", depth: int = 10) -> dict[str, Any]:
+    """`{nodes, edges}` around any node: `artifact:<uri>`, `execution:<run uid>/<task>`, `run:<name|uid>`,
+    `modelversion:<name>`, `model:<name>` (all its versions) or `inferenceservice:<name>`."""
+    if direction not in DIRECTIONS:
+        raise Invalid(f"direction must be one of {', '.join(DIRECTIONS)}")
+    kind, sep, key = node.partition(":")
+    if not sep or not key:
+        raise Invalid("node must look like artifact:<uri>, run:<name>, modelversion:<name>, model:<name> "
+                      "or inferenceservice:<name>")
+    graph = scan(p, namespace)
+    if kind == "run":
+        nodes, edges = graph.of_run(_run_id(p, graph, key))
+        return _decorate(p, graph, graph.answer(nodes, edges))
+    if kind == "artifact":
+        starts = [f"artifact:{normalize_uri(key)}"]
+    elif kind == "model":
+        starts = [n for n, v in graph.nodes.items() if v["kind"] == "modelversion" and v.get("model") == key]
+    else:
+        starts = [node]
+    starts = [s for s in starts if s in graph.nodes]
+    if not starts:
+        raise NotFound(f"no lineage node '{node}' in namespace '{namespace}'")
+    nodes, edges = set(), set()
+    for start in starts:
+        more_nodes, more_edges = graph.walk(start, direction, depth)
+        nodes |= more_nodes
+        edges |= more_edges
+    return _decorate(p, graph, graph.answer(nodes, edges))
 
 
 def _run_id(p: Platform, graph: Graph, run: str) -> str:
