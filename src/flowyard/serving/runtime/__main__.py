@@ -1,0 +1,5 @@
+import sys
+
+from flowyard.serving.runtime.server import main
+
+sys.exit(main())
