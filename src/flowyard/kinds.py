@@ -1,7 +1,10 @@
 """The registry of resource kinds: names, plurals, scope and spec validation.
 
 Each feature module declares its kind once (`register(Kind(...))`); the generic REST
-layer, the CLI and the UI look kinds up here by kind name, singular or plural.
+layer, the CLI and the UI look kinds up here by kind name, singular or plural, or
+kubectl-style as `<plural>.<group>`. Two API groups may use one kind name (KFP's and Katib's
+`Experiment`): the later one registers a unique `name` and its manifests' `api_kind`, and
+manifests are resolved by apiVersion group + kind (`for_manifest`).
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ class Kind:
     guard_delete: Callable[[Any, str, str], None] | None = None
     """Called as `guard_delete(platform, namespace, name)` before the API deletes an object;
     raises (e.g. `Conflict`) to refuse, as when a volume is still in use."""
+    api_kind: str = ""
+    """The `kind` its manifests carry when that differs from the unique `name` (Katib's
+    `Experiment` is stored as `TuningExperiment`); empty means `name`."""
 
     @property
     def plural(self) -> str:
@@ -56,23 +62,46 @@ class Kind:
     def api_version(self) -> str:
         return self.api_versions[0]
 
+    @property
+    def manifest_kind(self) -> str:
+        return self.api_kind or self.name
+
 
 _KINDS: dict[str, Kind] = {}
+_BY_GROUP: dict[tuple[str, str], Kind] = {}
+
+
+def _group(api_version: str) -> str:
+    return api_version.rpartition("/")[0]
 
 
 def register(kind: Kind) -> Kind:
     for word in (kind.name, kind.name.lower(), kind.plural):
         _KINDS[word] = kind
+    for version in kind.api_versions:
+        _BY_GROUP[(_group(version), kind.manifest_kind)] = kind
+        if _group(version):  # kubectl spelling: notebooks.kubeflow.org, experiments.pipelines.kubeflow.org
+            _KINDS[f"{kind.plural}.{_group(version)}"] = kind
+            _KINDS[f"{kind.manifest_kind.lower()}s.{_group(version)}"] = kind
     return kind
 
 
 def lookup(word: str) -> Kind:
-    """The kind called `word` (kind name, lower-case singular or plural)."""
+    """The kind called `word` (kind name, lower-case singular or plural, or `<plural>.<group>`)."""
     kind = _KINDS.get(word) or _KINDS.get(word.lower())
     if kind is None:
         known = ", ".join(sorted({k.plural for k in _KINDS.values()}))
         raise NotFound(f"unknown resource type '{word}'; known types: {known}")
     return kind
+
+
+def for_manifest(api_version: object, kind: object) -> Kind:
+    """The kind a manifest means, by its apiVersion's group and its kind (else by kind name)."""
+    if isinstance(api_version, str) and isinstance(kind, str):
+        found = _BY_GROUP.get((_group(api_version), kind))
+        if found is not None:
+            return found
+    return lookup(str(kind))
 
 
 def all_kinds() -> list[Kind]:

@@ -20,6 +20,7 @@ from flowyard.errors import Forbidden, Invalid, NotFound
 from flowyard.kinds import CREATOR, Kind, Manifest, all_kinds, lookup
 from flowyard.namespaces import PROFILE
 from flowyard.platform import Platform
+from flowyard.store.resources import merge_patch
 
 router = APIRouter(prefix="/api/v1", tags=["resources"])
 # Reads are coroutines that query the store directly: one indexed query is cheaper than the
@@ -106,6 +107,14 @@ def _admit(p: Platform, kind: Kind, ns: str, body: dict[str, Any], name: str | N
     spec = kind.spec_from(body, old)
     if old is None or spec != old["spec"]:
         kind.admit(p, ns, {**body, "spec": spec})
+
+
+def _admit_patch(p: Platform, kind: Kind, ns: str, name: str, patch: dict[str, Any]) -> None:
+    """`_admit` for a merge patch: the kind's checks see the object as the patch would leave it."""
+    if kind.admit is None or not isinstance(patch, dict):
+        return
+    current = p.store.get(kind, ns, name)
+    _admit(p, kind, ns, merge_patch({k: current[k] for k in ("apiVersion", "metadata", "spec")}, patch), name)
 
 
 def _with_creator(body: dict[str, Any], creator: str | None) -> dict[str, Any]:
@@ -206,7 +215,7 @@ Tail = Query(None, ge=0, le=100000, description="Only the last N lines")
 @router.get("/kinds", summary="The resource kinds this server knows")
 async def kinds(_: Principal = Depends(principal)) -> dict[str, Any]:
     return {"items": [{"kind": k.name, "plural": k.plural, "apiVersions": list(k.api_versions),
-                       "namespaced": k.namespaced} for k in all_kinds()]}
+                       "namespaced": k.namespaced, "manifestKind": k.manifest_kind} for k in all_kinds()]}
 
 
 @router.get("/namespaces/{namespace}/events", summary="Events in a namespace")
@@ -251,6 +260,7 @@ def patch_namespaced(namespace: str, plural: str, name: str, body: dict[str, Any
                      who: Principal = Depends(principal), p: Platform = Depends(platform)) -> Manifest:
     kind = _kind(plural, True)
     _authorize(p, who, kind, namespace, name, True)
+    _admit_patch(p, kind, namespace, name, body)
     return _after_write(p, kind, p.store.patch(kind, namespace, name, _no_creator(body)))
 
 
@@ -299,6 +309,7 @@ def replace_cluster(plural: str, name: str, body: dict[str, Any] = _Body, who: P
                     p: Platform = Depends(platform)) -> Manifest:
     kind = _kind(plural, False)
     _authorize(p, who, kind, "", name, True)
+    _admit(p, kind, "", body, name)
     return _after_write(p, kind, p.store.replace(kind, "", name, _keep_creator(p, kind, "", name, body)))
 
 
@@ -307,6 +318,7 @@ def patch_cluster(plural: str, name: str, body: dict[str, Any] = _Patch, who: Pr
                   p: Platform = Depends(platform)) -> Manifest:
     kind = _kind(plural, False)
     _authorize(p, who, kind, "", name, True)
+    _admit_patch(p, kind, "", name, body)
     return _after_write(p, kind, p.store.patch(kind, "", name, _no_creator(body)))
 
 

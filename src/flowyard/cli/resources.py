@@ -89,7 +89,7 @@ def delete(kind: str | None, names: tuple[str, ...], files: tuple[str, ...], nam
             try:
                 if not name:
                     raise Invalid("metadata.name is required to delete")
-                c.delete(manifest["kind"], name, ns)
+                c.delete(c.kind_of(manifest).plural, name, ns)
             except FlowyardError as e:
                 raise _with_context(manifest, e) from None
             click.echo(f"{manifests.label(manifest)} deleted")

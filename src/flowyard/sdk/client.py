@@ -66,6 +66,11 @@ class Client:
         return self._http.request(method, path, json=json, params=params)
 
     @property
+    def token(self) -> str | None:
+        """The API token in use (to hand to another client, e.g. `kfp.Client(existing_token=...)`)."""
+        return self._http.token
+
+    @property
     def namespace(self) -> str:
         """The default namespace: given, from the environment or login, else the caller's own."""
         if self._namespace is None:
@@ -82,6 +87,10 @@ class Client:
     def kind(self, word: str) -> KindInfo:
         """The kind called `word` (kind name, singular or plural, any case)."""
         return self._kinds.resolve(word)
+
+    def kind_of(self, manifest: Manifest) -> KindInfo:
+        """The kind a manifest means, by its apiVersion and kind (KFP's and Katib's `Experiment` differ)."""
+        return self._kinds.for_manifest(manifest.get("apiVersion"), str(manifest.get("kind")))
 
     def kinds(self) -> list[KindInfo]:
         """Every kind the server knows."""
@@ -166,7 +175,7 @@ class Client:
         if meta is not None and not isinstance(meta, dict):
             raise Invalid("metadata must be an object")
         meta = meta or {}
-        info = self.kind(manifest["kind"])
+        info = self.kind_of(manifest)
         ns = self._ns(info, namespace or meta.get("namespace"))
         return info, ns, meta.get("name")
 

@@ -21,6 +21,8 @@ class KindInfo:
     plural: str
     api_versions: tuple[str, ...]
     namespaced: bool
+    manifest_kind: str = ""
+    """The `kind` its manifests carry, when not `kind` (Katib's Experiment is TuningExperiment)."""
 
     @property
     def api_version(self) -> str:
@@ -47,11 +49,20 @@ class KindCatalog:
             words: dict[str, KindInfo] = {}
             for item in (self._fetch() or {}).get("items", []):
                 info = KindInfo(item["kind"], item["plural"], tuple(item.get("apiVersions") or ()),
-                                bool(item.get("namespaced", True)))
+                                bool(item.get("namespaced", True)), item.get("manifestKind") or item["kind"])
                 for word in (info.kind, info.plural):
                     words[word.lower()] = info
+                for version in info.api_versions:  # kubectl spelling: experiments.kubeflow.org
+                    group = version.rpartition("/")[0]
+                    if group:
+                        words[f"{info.plural}.{group}"] = words[f"{info.manifest_kind.lower()}s.{group}"] = info
+                    words[f"{version}|{info.manifest_kind}"] = info
             self._by_word = words
         return self._by_word
+
+    def for_manifest(self, api_version: object, kind: str) -> KindInfo:
+        """The kind a manifest means: by apiVersion and kind, else by kind name."""
+        return self._load().get(f"{api_version}|{kind}") or self.resolve(kind)
 
     def all(self) -> list[KindInfo]:
         return sorted(set(self._load().values()), key=lambda k: k.kind)

@@ -36,6 +36,7 @@ class Transport:
 
     def __init__(self, url: str, token: str | None, verify: bool | str, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
+        self.token = token
         headers = {"Accept": "application/json", "User-Agent": "flowyard-sdk"}
         if token:
             headers["Authorization"] = f"Bearer {token}"

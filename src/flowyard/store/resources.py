@@ -22,7 +22,7 @@ from sqlalchemy import Engine, and_, bindparam, delete, func, insert, select, tu
 from sqlalchemy.exc import IntegrityError
 
 from flowyard.errors import AlreadyExists, Conflict, Invalid, NotFound
-from flowyard.kinds import Kind, Manifest
+from flowyard.kinds import Kind, Manifest, for_manifest
 from flowyard.store import selector
 from flowyard.store.tables import events, labels, resources
 
@@ -68,6 +68,14 @@ def _string_map(value: object, what: str, *, label: bool = False) -> dict[str, s
                     "'-', '_' or '.', starting and ending with a letter or digit"
                 )
     return value
+
+
+def _meant(api_version: object, kind: object) -> Kind | None:
+    """The kind a manifest with this apiVersion and kind belongs to, if any (for error hints)."""
+    try:
+        return for_manifest(api_version, kind)
+    except NotFound:
+        return None
 
 
 def _encode_continue(ns: str, name: str) -> str:
@@ -197,13 +205,16 @@ class ResourceStore:
     def _common(self, kind: Kind, manifest: object, namespace: str) -> tuple[dict, dict]:
         if not isinstance(manifest, dict):
             raise Invalid("the body must be a JSON object (a resource manifest)")
-        if manifest.get("kind") not in (None, kind.name):
+        if manifest.get("kind") not in (None, kind.name, kind.manifest_kind):
             raise Invalid(f"kind '{manifest.get('kind')}' does not match the path: expected {kind.name}")
         api_version = manifest.get("apiVersion") or kind.api_version
         if api_version not in kind.api_versions:
+            meant = _meant(api_version, manifest.get("kind"))
+            elsewhere = f" (a {meant.manifest_kind} of {api_version} goes to {meant.plural})" \
+                if meant is not None and meant is not kind else ""
             raise Invalid(
                 f"apiVersion '{api_version}' is not served for {kind.name}: use "
-                + " or ".join(kind.api_versions)
+                + " or ".join(kind.api_versions) + elsewhere
             )
         meta = manifest.get("metadata") or {}
         if not isinstance(meta, dict):
