@@ -1,0 +1,1 @@
+"""`flowyard demo`: the walk-through, end to end, against a running platform."""
