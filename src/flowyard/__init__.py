@@ -9,10 +9,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Client", "__version__"]
+__all__ = ["Client", "__version__", "log_metric", "log_metrics", "log_param", "log_params", "set_tag",
+           "start_run", "end_run", "active_run", "flush", "tune"]
 
 if TYPE_CHECKING:
     from flowyard.sdk import Client
+
+
+_TRACKING = ("log_metric", "log_metrics", "log_param", "log_params", "set_tag", "start_run", "end_run",
+             "active_run", "flush")
+"""Tracking (`flowyard.tracking.client`): metrics, params and tags of the current run."""
 
 
 def __getattr__(name: str) -> Any:
@@ -21,4 +27,12 @@ def __getattr__(name: str) -> Any:
         from flowyard.sdk import Client
 
         return Client
+    if name == "tune":  # hyperparameter tuning as Katib experiments (flowyard.tuning.sdk)
+        from flowyard.tuning.sdk import tune
+
+        return tune
+    if name in _TRACKING:
+        from flowyard.tracking import client as tracking
+
+        return getattr(tracking, name)
     raise AttributeError(f"module 'flowyard' has no attribute {name!r}")

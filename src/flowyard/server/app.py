@@ -26,10 +26,20 @@ from flowyard.pipelines import api_logs as pipeline_logs
 from flowyard.platform import Platform
 from flowyard.server import proxy
 from flowyard.server.metrics import MetricsMiddleware, exposition
+from flowyard.tuning import api as tuning_api
+from flowyard.tuning import controller as tuning
+from flowyard.serving import api as serving_api
+from flowyard.serving import controller as serving
+from flowyard.serving import grpc_front as serving_grpc
+from flowyard.serving import pages as serving_pages
+from flowyard.serving import router as serving_router
+from flowyard.tracking import api as tracking_api
+from flowyard.registry import api as registry_api
+from flowyard.registry import monitoring as registry_monitoring
 
 log = logging.getLogger("flowyard")
 CONTROLLERS = [environment.CONTROLLER, job.CONTROLLER, volumes.CONTROLLER, notebooks.CONTROLLER,
-               run.CONTROLLER, recurringrun.CONTROLLER]
+               run.CONTROLLER, recurringrun.CONTROLLER, serving.CONTROLLER, tuning.CONTROLLER]
 
 
 async def start(p: Platform) -> None:
@@ -50,7 +60,9 @@ async def start(p: Platform) -> None:
     await p.executor.start()
     p.controllers = Manager(p, CONTROLLERS, resync=p.settings.resync_seconds)
     resources.LOG_SOURCES["Environment"] = environment.logs
+    resources.LOG_SOURCES["InferenceService"] = serving.logs
     await p.controllers.start()
+    registry_monitoring.start()
     p.ready = True
 
 
@@ -60,6 +72,7 @@ async def stop(p: Platform) -> None:
         await p.controllers.stop()
     if p.executor is not None:
         await p.executor.close(stop_workloads=not p.settings.keep_workloads)
+    await serving_grpc.close_all(p)
     await proxy.close()
 
 
@@ -124,9 +137,15 @@ def create_app(p: Platform) -> FastAPI:
     app.include_router(artifacts.router)
     app.include_router(pipeline_logs.router)  # before resources: /namespaces/{ns}/lineage is no {plural}
     app.include_router(pipeline_cache.router)
+    app.include_router(tuning_api.router)  # before resources: /trials/{name}/metrics
+    app.include_router(tracking_api.router)  # before resources: /namespaces/{ns}/tracking/... is no {plural}
+    app.include_router(registry_api.router)  # before resources: .../registeredmodels/{m}/versions is no {name}
+    app.include_router(serving_api.router)  # before resources: /namespaces/{ns}/servingstats is no {plural}
     app.include_router(resources.router)
     app.include_router(kfp_api.router)
     gateway.install(app)
+    serving_router.install(app)
+    serving_pages.install(app)
     try:
         from flowyard.ui import routes as ui_routes
     except ImportError:
