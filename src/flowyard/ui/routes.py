@@ -10,6 +10,7 @@ and `render(...)`, and a template that extends `base.html`.
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,9 @@ NAV: list[NavItem] = [
     NavItem("notebooks", "Notebooks", "/notebooks", "notebook"),
     NavItem("pipelines", "Pipelines", "/pipelines", "layers"),
     NavItem("runs", "Runs", "/runs", "run"),
+    NavItem("tracking", "Experiments & models", "/tracking", "chart"),
+    NavItem("tuning", "Tuning", "/tuning", "sliders"),
+    NavItem("endpoints", "Endpoints", "/endpoints", "plug"),
     NavItem("members", "Members", "/members", "users"),
 ]
 
@@ -293,6 +297,19 @@ def _quota(p: Platform, namespace: str) -> tuple[str | None, list[dict[str, Any]
     return owner, rows
 
 
+def kind_label(name: str) -> str:
+    """A kind's name as readable plural words: "InferenceService" -> "Inference services"."""
+    words = re.findall(r"[A-Z][a-z0-9]*", name) or [name]
+    last = words[-1].lower()
+    if last.endswith(("s", "x", "ch", "sh")):
+        last += "es"
+    elif last.endswith("y") and last[-2:-1] not in ("a", "e", "i", "o", "u"):
+        last = last[:-1] + "ies"
+    else:
+        last += "s"
+    return " ".join([*words[:-1], last]).capitalize()
+
+
 def home(request: Request) -> Response:
     sh = shell(request, "home")
     if sh.namespace is None:
@@ -300,7 +317,8 @@ def home(request: Request) -> Response:
     p = sh.platform
     owner, quota = _quota(p, sh.namespace)
     kinds = [k for k in all_kinds() if k.namespaced and sh.can(k.min_read_role)]
-    counts = [{"kind": k.name, "plural": k.plural, "count": p.store.count(k, sh.namespace)} for k in kinds]
+    counts = [{"kind": k.name, "plural": k.plural, "label": kind_label(k.name),
+               "count": p.store.count(k, sh.namespace)} for k in kinds]
     workloads = None
     if p.executor is not None:
         phases = [str(s.phase) for s in p.executor.list(sh.namespace)]
@@ -471,3 +489,9 @@ def install(app: FastAPI) -> None:
     from flowyard.ui import pipelines
 
     pipelines.install(app)
+    from flowyard.ui import tracking
+
+    tracking.install(app)
+    from flowyard.ui import tuning
+
+    tuning.install(app)

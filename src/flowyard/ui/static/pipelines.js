@@ -1,13 +1,13 @@
-/* Flowyard dashboard: the Pipelines and Runs pages (graphs drawn as inline SVG, live run status). */
+/* Flowyard dashboard: pipeline graphs (inline SVG) and the live run page with its artifact viewers.
+   The forms of the pipelines, runs, experiments and recurring-runs pages are in pipelines_forms.js. */
 "use strict";
 
 (function () {
   const SVG = "http://www.w3.org/2000/svg";
   const ACTIVE = new Set(["PENDING", "RUNNING", "CANCELING", "PAUSED"]);
   const POLL_MS = 1000;
-  const LIST_REFRESH_MS = 3000;
   const BOX = { w: 176, h: 50, gapX: 56, gapY: 20, pad: 16 };
-  const meta = (name) => (document.querySelector(`meta[name="${name}"]`) || {}).content || "";
+  const MIN_SCALE = 0.75;
   const api = (...args) => window.flowyard.api(...args);
 
   function h(tag, attrs, ...children) {
@@ -28,6 +28,8 @@
   }
 
   const capital = (t) => (t ? t.charAt(0) + t.slice(1).toLowerCase() : "");
+  /** The state a task shows: CACHED (as KFP reports it) for a success served from the cache. */
+  const taskState = (t) => (t && t.cached && t.state === "SUCCEEDED" ? "CACHED" : t && t.state);
   const show = (v) => (v === null || v === undefined ? "—" : typeof v === "string" ? v : JSON.stringify(v));
 
   function badge(state) {
@@ -78,7 +80,7 @@
         if (producer && tasks[producer]) deps.add(producer);
       });
       const kind = t.iteratorPolicy || t.parameterIterator || t.artifactIterator ? "loop" : comp.dag ? "dag" : "container";
-      return { key, path: prefix ? `${prefix}/${key}` : key, label: (t.taskInfo || {}).name || key,
+      return { key, path: prefix ? `${prefix}/${key}` : key, label: (t.taskInfo || {}).name || key, comp: (t.componentRef || {}).name,
         deps: [...deps].filter((d) => tasks[d]), kind, sub: comp.dag ? Object.keys(comp.dag.tasks || {}).length : 0 };
     });
     const byKey = Object.fromEntries(nodes.map((n) => [n.key, n]));
@@ -114,7 +116,11 @@
       const top = BOX.pad + (height - 2 * BOX.pad - colHeight) / 2;
       col.forEach((n, j) => { pos[n.key] = { x: BOX.pad + i * (BOX.w + BOX.gapX), y: top + j * (BOX.h + BOX.gapY) }; });
     });
-    const svg = s("svg", { class: "dag-svg", width, height, viewBox: `0 0 ${width} ${height}` });
+    // Scale down to fit the card (never up), but not below MIN_SCALE so labels stay legible: past that
+    // the card scrolls. Sizes go through CSSOM, which the CSP allows (it blocks style attributes).
+    const svg = s("svg", { class: "dag-svg", width: "100%", viewBox: `0 0 ${width} ${height}` });
+    svg.style.maxWidth = `${width}px`;
+    svg.style.minWidth = `${Math.ceil(width * MIN_SCALE)}px`;
     svg.append(s("defs", {}, s("marker", { id: "dag-arrow", viewBox: "0 0 10 10", refX: "9", refY: "5",
       markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" }, s("path", { d: "M0 0 L10 5 L0 10 Z", class: "dag-arrow" }))));
     const edges = s("g", { class: "dag-edges" });
@@ -158,7 +164,7 @@
         e.node.dataset.state = state || "";
         if (text !== undefined && e.note.textContent !== text) e.note.textContent = text;
         edges.querySelectorAll(`[data-from="${CSS.escape(e.key)}"]`).forEach((p) => {
-          p.classList.toggle("done", state === "SUCCEEDED");
+          p.classList.toggle("done", state === "SUCCEEDED" || state === "CACHED");
         });
       },
       select(path) {
@@ -168,173 +174,38 @@
     };
   }
 
-  /* -- pipelines page: upload ----------------------------------------------------------------- */
-
-  function uploadForm() {
-    const form = document.getElementById("upload-form");
-    if (!form) return;
-    const box = document.getElementById("upload-message");
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      const file = form.elements.uploadfile.files[0];
-      if (!file) { box.className = "alert error"; box.textContent = "Choose a compiled pipeline file (YAML) first."; box.hidden = false; return; }
-      const button = document.getElementById("upload-submit");
-      button.disabled = true;
-      const data = new FormData();
-      data.append("uploadfile", file, file.name);
-      const params = new URLSearchParams({ namespace: form.dataset.namespace });
-      const name = form.elements.name.value.trim();
-      if (name) params.set("name", name);
-      try {
-        const response = await fetch(`/apis/v2beta1/pipelines/upload?${params}`, {
-          method: "POST", body: data, credentials: "same-origin",
-          headers: { Accept: "application/json", [meta("csrf-header") || "X-CSRF-Token"]: meta("csrf-token") },
-        });
-        let body = null;
-        try { body = await response.json(); } catch (e) { /* not JSON */ }
-        if (!response.ok) throw new Error((body && (body.message || body.detail)) || `The upload failed (HTTP ${response.status}).`);
-        window.location.assign(`/pipelines/${encodeURIComponent(body.pipeline_id)}?ns=${encodeURIComponent(form.dataset.namespace)}`);
-        return;
-      } catch (e) {
-        const text = String(e.message || e);
-        box.className = "alert error";
-        box.textContent = text.charAt(0).toUpperCase() + text.slice(1);
-        box.hidden = false;
-      }
-      button.disabled = false;
-    });
-  }
-
-  /* -- pipeline page: graph and create-run form ------------------------------------------------ */
+  /* -- pipeline page: the graph ------------------------------------------------------------------ */
 
   function pipelineGraph() {
     const data = document.getElementById("pipeline-spec");
     const box = document.getElementById("dag");
     if (!data || !box) return;
     const spec = JSON.parse(data.textContent);
-    drawGraph(box, spec, (spec.root || {}).dag, "", null);
-    box.querySelectorAll(".dag-node.kind-container .dag-note").forEach((n) => { n.textContent = "task"; });
-  }
-
-  function coerce(type, text) {
-    if (type === "NUMBER_INTEGER") {
-      if (!/^-?\d+$/.test(text)) throw new Error("a whole number is expected");
-      return parseInt(text, 10);
-    }
-    if (type === "NUMBER_DOUBLE") {
-      const n = Number(text);
-      if (text === "" || Number.isNaN(n)) throw new Error("a number is expected");
-      return n;
-    }
-    if (type === "BOOLEAN") return text === "true";
-    if (type === "LIST" || type === "STRUCT") {
-      let v;
-      try { v = JSON.parse(text); } catch (e) { throw new Error(`JSON ${type === "LIST" ? "list" : "object"} expected`); }
-      if (type === "LIST" ? !Array.isArray(v) : (v === null || typeof v !== "object" || Array.isArray(v))) {
-        throw new Error(type === "LIST" ? "a JSON list is expected, e.g. [1, 2]" : 'a JSON object is expected, e.g. {"k": 1}');
-      }
-      return v;
-    }
-    return text;
-  }
-
-  function createRunForm() {
-    const form = document.getElementById("create-run");
-    if (!form) return;
-    const ns = form.dataset.namespace;
-    const select = document.getElementById("run-experiment");
-    const newField = document.getElementById("new-experiment-field");
-    const error = document.getElementById("create-error");
-    select.addEventListener("change", () => { newField.hidden = select.value !== "__new__"; });
-    form.addEventListener("input", (event) => {
-      const f = event.target.closest(".field.param");
-      if (!f) return;
-      f.querySelector(".field-error").hidden = true;
-      event.target.removeAttribute("aria-invalid");
-    });
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      error.hidden = true;
-      const parameters = {};
-      let bad = false;
-      form.querySelectorAll(".field.param").forEach((f) => {
-        const input = f.querySelector("input, select");
-        const msg = f.querySelector(".field-error");
-        msg.hidden = true;
-        input.removeAttribute("aria-invalid");
-        const text = input.value.trim();
-        if (text === "") {
-          if (input.required) { msg.textContent = "Required."; msg.hidden = false; input.setAttribute("aria-invalid", "true"); bad = true; }
-          return;
-        }
-        try { parameters[f.dataset.param] = coerce(f.dataset.type, text); } catch (e) {
-          msg.textContent = `${e.message.charAt(0).toUpperCase()}${e.message.slice(1)}.`; msg.hidden = false; input.setAttribute("aria-invalid", "true"); bad = true;
-        }
+    const trail = document.getElementById("dag-trail");
+    const levels = [{ label: (spec.pipelineInfo || {}).name || "pipeline", dag: (spec.root || {}).dag }];
+    /* a nested pipeline, condition, exit handler or loop body opens in place; the trail leads back */
+    function draw() {
+      drawGraph(box, spec, levels[levels.length - 1].dag, "", (path, node) => {
+        const dag = ((spec.components || {})[node.comp] || {}).dag;
+        if (node.kind === "container" || !dag) return;
+        levels.push({ label: node.label, dag });
+        draw();
       });
-      const name = form.elements.display_name.value.trim();
-      if (!name) { error.textContent = "Give the run a name."; error.hidden = false; return; }
-      if (bad) return;
-      const button = document.getElementById("create-run-submit");
-      button.disabled = true;
-      try {
-        let experimentId = select.value;
-        if (experimentId === "__new__" || experimentId === "") {
-          const expName = experimentId === "" ? "Default" : form.elements.new_experiment.value.trim();
-          if (!expName) throw new Error("Enter a name for the new experiment.");
-          experimentId = (await api("POST", "/apis/v2beta1/experiments", { display_name: expName, namespace: ns })).experiment_id;
-        }
-        const run = await api("POST", "/apis/v2beta1/runs", {
-          display_name: name, experiment_id: experimentId,
-          pipeline_version_reference: { pipeline_id: form.dataset.pipelineId, pipeline_version_id: form.dataset.versionId },
-          runtime_config: { parameters },
-        });
-        window.location.assign(`/runs/${encodeURIComponent(run.run_id)}?ns=${encodeURIComponent(ns)}`);
-        return;
-      } catch (e) {
-        error.textContent = e.message;
-        error.hidden = false;
-      }
-      button.disabled = false;
-    });
-  }
-
-  /* -- runs list: compare and auto-refresh ------------------------------------------------------ */
-
-  function runsList() {
-    const form = document.getElementById("compare-form");
-    if (!form) return;
-    const sync = () => {
-      const n = form.querySelectorAll('input[name="run"]:checked').length;
-      const button = document.getElementById("compare-runs");
-      if (button) button.disabled = n < 2 || n > 6;
-      const hint = document.getElementById("compare-hint");
-      if (hint) hint.textContent = n ? `${n} selected` : "Select 2 to 6 runs to compare them.";
-    };
-    form.addEventListener("change", sync);
-    sync();
-    const refresh = async () => {
-      const card = document.getElementById("runs-card");
-      if (!card || card.dataset.active !== "true" || document.hidden) { setTimeout(refresh, LIST_REFRESH_MS); return; }
-      try {
-        const response = await fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } });
-        if (response.ok) {
-          const doc = new DOMParser().parseFromString(await response.text(), "text/html");
-          const fresh = doc.getElementById("runs-card");
-          if (fresh) {
-            const checked = new Set([...card.querySelectorAll('input[name="run"]:checked')].map((i) => i.value));
-            card.replaceChildren(...[...fresh.childNodes].map((n) => document.importNode(n, true)));
-            card.dataset.active = fresh.dataset.active;
-            card.querySelectorAll('input[name="run"]').forEach((i) => { i.checked = checked.has(i.value); });
-            const count = doc.getElementById("runs-count");
-            if (count) document.getElementById("runs-count").textContent = count.textContent;
-            relative(card);
-            sync();
-          }
-        }
-      } catch (e) { /* try again later */ }
-      setTimeout(refresh, LIST_REFRESH_MS);
-    };
-    setTimeout(refresh, LIST_REFRESH_MS);
+      box.querySelectorAll(".dag-node.kind-container").forEach((n) => {
+        n.querySelector(".dag-note").textContent = "task";
+        n.removeAttribute("tabindex");
+        n.setAttribute("role", "img");
+      });
+      if (!trail) return;
+      trail.hidden = levels.length < 2;
+      trail.replaceChildren(...levels.map((level, i) => {
+        if (i === levels.length - 1) return h("span", { "aria-current": "location" }, level.label);
+        const b = h("button", { type: "button", class: "link-button" }, level.label);
+        b.addEventListener("click", () => { levels.splice(i + 1); draw(); });
+        return h("span", {}, b, h("span", { class: "muted", "aria-hidden": "true" }, " / "));
+      }));
+    }
+    draw();
   }
 
   /* -- run page ---------------------------------------------------------------------------------- */
@@ -386,6 +257,75 @@
     return svg;
   }
 
+  /** Inline Markdown (code, bold, italic, links) as DOM nodes: text is never parsed as HTML. */
+  function inline(text) {
+    const out = [];
+    const re = /`([^`]+)`|\*\*([^*]+)\*\*|__([^_]+)__|\*([^*\s][^*]*)\*|_([^_\s][^_]*)_|\[([^\]]+)\]\(([^)\s]+)\)/g;
+    let last = 0;
+    let m;
+    while ((m = re.exec(text))) {
+      if (m.index > last) out.push(text.slice(last, m.index));
+      if (m[1] !== undefined) out.push(h("code", {}, m[1]));
+      else if (m[2] !== undefined || m[3] !== undefined) out.push(h("strong", {}, ...inline(m[2] || m[3])));
+      else if (m[4] !== undefined || m[5] !== undefined) out.push(h("em", {}, ...inline(m[4] || m[5])));
+      else if (/^(https?:|\/|#)/.test(m[7])) out.push(h("a", { href: m[7], rel: "noopener noreferrer", target: "_blank" }, m[6]));
+      else out.push(m[6]);
+      last = re.lastIndex;
+    }
+    if (last < text.length) out.push(text.slice(last));
+    return out;
+  }
+
+  /** A Markdown artifact rendered safely: headings, paragraphs, lists, quotes, code blocks, tables, rules. */
+  function markdown(text) {
+    const root = h("div", { class: "markdown" });
+    const lines = text.replace(/\r\n?/g, "\n").split("\n");
+    let i = 0;
+    const cells = (line) => line.trim().replace(/^\||\|$/g, "").split("|").map((c) => c.trim());
+    while (i < lines.length) {
+      const line = lines[i];
+      if (!line.trim()) { i += 1; continue; }
+      const fence = line.match(/^\s*(```|~~~)/);
+      if (fence) {
+        const body = [];
+        for (i += 1; i < lines.length && !lines[i].trim().startsWith(fence[1]); i += 1) body.push(lines[i]);
+        i += 1;
+        root.append(h("pre", {}, h("code", {}, body.join("\n"))));
+        continue;
+      }
+      const head = line.match(/^(#{1,6})\s+(.*?)\s*#*$/);
+      if (head) { root.append(h(`h${Math.min(6, head[1].length + 2)}`, {}, ...inline(head[2]))); i += 1; continue; }
+      if (/^\s*([-*_])(\s*\1){2,}\s*$/.test(line)) { root.append(h("hr", {})); i += 1; continue; }
+      if (line.includes("|") && i + 1 < lines.length && /^\s*\|?\s*:?-{3,}/.test(lines[i + 1])) {
+        const header = cells(line);
+        const rows = [];
+        for (i += 2; i < lines.length && lines[i].includes("|") && lines[i].trim(); i += 1) rows.push(cells(lines[i]));
+        root.append(h("table", { class: "table compact" }, h("thead", {}, h("tr", {}, header.map((c) => h("th", {}, ...inline(c))))),
+          h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, ...inline(c))))))));
+        continue;
+      }
+      const item = /^\s*([-*+]|\d+[.)])\s+/;
+      if (item.test(line)) {
+        const ordered = /^\s*\d/.test(line);
+        const list = h(ordered ? "ol" : "ul", {});
+        for (; i < lines.length && item.test(lines[i]); i += 1) list.append(h("li", {}, ...inline(lines[i].replace(item, ""))));
+        root.append(list);
+        continue;
+      }
+      if (/^\s*>/.test(line)) {
+        const quote = [];
+        for (; i < lines.length && /^\s*>/.test(lines[i]); i += 1) quote.push(lines[i].replace(/^\s*>\s?/, ""));
+        root.append(h("blockquote", {}, ...inline(quote.join(" "))));
+        continue;
+      }
+      const para = [];
+      for (; i < lines.length && lines[i].trim() && !/^(#{1,6}\s|\s*```|\s*>|\s*([-*+]|\d+[.)])\s)/.test(lines[i]); i += 1) para.push(lines[i].trim());
+      if (!para.length) { para.push(line.trim()); i += 1; }
+      root.append(h("p", {}, ...inline(para.join(" "))));
+    }
+    return root;
+  }
+
   async function fetchText(url, into, kind) {
     try {
       const response = await fetch(url, { credentials: "same-origin" });
@@ -393,6 +333,8 @@
       const text = await response.text();
       if (kind === "html") {
         into.replaceChildren(h("iframe", { class: "artifact-html", sandbox: "", title: "HTML artifact", srcdoc: text }));
+      } else if (kind === "markdown") {
+        into.replaceChildren(markdown(text));
       } else {
         into.replaceChildren(h("pre", { class: "artifact-text" }, text));
       }
@@ -418,7 +360,7 @@
     } else if ((type === "system.HTML" || type === "system.Markdown") && link) {
       const slot = h("div", { class: "artifact-slot" }, h("p", { class: "muted" }, "Loading…"));
       body.append(slot);
-      fetchText(link, slot, type === "system.HTML" ? "html" : "text");
+      fetchText(link, slot, type === "system.HTML" ? "html" : "markdown");
     } else if (Object.keys(md).length) {
       body.append(kvTable(scalars));
     }
@@ -495,15 +437,29 @@
       const keepLog = log ? log.el : null;
       document.getElementById("task-title").textContent = entry.name || path.split("/").pop();
       const facts = h("dl", { class: "task-facts" },
-        h("div", {}, h("dt", {}, "State"), h("dd", {}, entry.state ? badge(entry.state) : h("span", { class: "muted" }, "not started"))),
+        h("div", {}, h("dt", {}, "State"), h("dd", {}, entry.state ? badge(taskState(entry)) : h("span", { class: "muted" }, "not started"))),
         h("div", {}, h("dt", {}, "Type"), h("dd", {}, entry.type || "—")),
         h("div", {}, h("dt", {}, "Duration"), h("dd", {}, entry.startedAt ? duration(entry.startedAt, entry.finishedAt) : "—")),
         h("div", {}, h("dt", {}, "Path"), h("dd", {}, h("code", {}, path))));
       const parts = [facts];
       if (entry.message) parts.push(h("div", { class: `alert ${entry.state === "FAILED" ? "error" : "warn"}` }, entry.message));
+      if (taskState(entry) === "CACHED") {
+        const from = entry.cachedFrom || {};
+        const source = from.run ? h("a", { href: `/runs/${encodeURIComponent(from.run)}?ns=${encodeURIComponent(ns)}` }, "an earlier run") : "an earlier run";
+        parts.push(h("p", { class: "note cached-note" }, h("span", {}, "Not run: its outputs come from the cache of ", source,
+          from.task ? ` (task ${from.task})` : "", ".")));
+      }
       const inputs = entry.inputs || {};
       const outputs = entry.outputs || {};
       parts.push(h("h3", {}, "Inputs"), kvTable(inputs.parameters, "task-inputs"));
+      const inArts = Object.entries(inputs.artifacts || {});
+      if (inArts.length) {
+        parts.push(h("ul", { class: "input-artifacts" }, inArts.flatMap(([aname, list]) => (list || []).map((a) => {
+          const link = artifactLink(ns, null, a.uri);
+          return h("li", {}, h("strong", {}, aname), " ", h("span", { class: "type-tag" }, ((a.type || {}).schemaTitle || "system.Artifact").replace(/^system\./, "")),
+            " ", link ? h("a", { href: link, download: "" }, "download") : h("code", {}, a.uri || "—"));
+        }))));
+      }
       parts.push(h("h3", {}, "Outputs"), kvTable(outputs.parameters, "task-outputs"));
       const arts = Object.entries(outputs.artifacts || {});
       if (arts.length) {
@@ -511,14 +467,27 @@
         arts.forEach(([aname, list]) => (list || []).forEach((a) => parts.push(artifactView(ns, entry, aname, a))));
       }
       const kids = children(path);
+      if (entry.type === "dag" || entry.type === "iteration") {
+        const open = h("button", { type: "button", class: "btn small", id: "open-subgraph" }, "Open its graph");
+        open.addEventListener("click", () => showLevels(trailFor(path)));
+        parts.push(h("div", { class: "subgraph-open" }, open));
+      } else if (entry.type === "loop" && (entry.items || []).length) {
+        const choice = h("select", { id: "iteration-pick", "aria-label": "Iteration" }, entry.items.map((item, i) =>
+          h("option", { value: String(i) }, `iteration ${i}: ${shorten(show(item && item.uri ? item.uri.split("/").slice(-2).join("/") : item), 40)}`)));
+        const open = h("button", { type: "button", class: "btn small", id: "open-subgraph" }, "Open its graph");
+        open.addEventListener("click", () => showLevels(trailFor(`${path}-iteration-${choice.value}`)));
+        parts.push(h("div", { class: "subgraph-open" }, choice, open));
+      }
       if (kids.length) {
         parts.push(h("h3", {}, "Tasks inside"), h("ul", { class: "child-tasks" }, kids.map(([k, t]) => {
           const b = h("button", { type: "button", class: "link-button" }, k.slice(path.length + 1) || k);
           b.addEventListener("click", () => pick(k));
-          return h("li", {}, b, " ", badge(t.state));
+          return h("li", {}, b, " ", badge(taskState(t)));
         })));
       }
-      if (entry.type === "container" || (!entry.type && !kids.length)) {
+      if (taskState(entry) === "CACHED") {
+        if (keepLog) { log.stop(); log = null; }
+      } else if (entry.type === "container" || (!entry.type && !kids.length)) {
         if (!log) log = logPanel(ns, name, path, entry);
         parts.push(log.el);
       } else if (keepLog) { log.stop(); log = null; }
@@ -533,7 +502,39 @@
       panel.scrollIntoView({ block: "nearest" });
     }
 
-    const graph = drawGraph(box, spec, (spec.root || {}).dag, "", pick);
+    /** The graphs from the root down to the DAG at `path` (a nested pipeline, condition or loop iteration). */
+    function trailFor(path) {
+      const levels = [{ label: (spec.pipelineInfo || {}).name || "pipeline", prefix: "", dag: (spec.root || {}).dag }];
+      let prefix = "";
+      path.split("/").forEach((part) => {
+        prefix = prefix ? `${prefix}/${part}` : part;
+        const entry = tasks()[prefix] || {};
+        let comp = entry.component;
+        if (entry.type === "iteration") comp = (tasks()[prefix.replace(/-iteration-\d+$/, "")] || {}).component;
+        else if (entry.type !== "dag") return;
+        const dag = ((spec.components || {})[comp] || {}).dag;
+        if (dag) levels.push({ label: entry.name || part, prefix, dag });
+      });
+      return levels;
+    }
+
+    let graph = null;
+    const trail = document.getElementById("dag-trail");
+    function showLevels(levels) {
+      const here = levels[levels.length - 1];
+      graph = drawGraph(box, spec, here.dag, here.prefix, pick);
+      if (trail) {
+        trail.hidden = levels.length < 2;
+        trail.replaceChildren(...levels.map((level, i) => {
+          if (i === levels.length - 1) return h("span", { "aria-current": "location" }, level.label);
+          const b = h("button", { type: "button", class: "link-button" }, level.label);
+          b.addEventListener("click", () => showLevels(levels.slice(0, i + 1)));
+          return h("span", {}, b, h("span", { class: "muted", "aria-hidden": "true" }, " / "));
+        }));
+      }
+      if (selected) graph && graph.select(selected);
+      paint();
+    }
     document.getElementById("task-close").addEventListener("click", () => {
       panel.hidden = true; selected = null; if (log) { log.stop(); log = null; } graph && graph.select(null);
     });
@@ -548,10 +549,11 @@
           let note;
           if (!t) note = state in { SUCCEEDED: 1, FAILED: 1, CANCELED: 1 } ? "not run" : "waiting";
           else if (t.state === "RUNNING" && t.startedAt) note = `running · ${duration(t.startedAt)}`;
+          else if (taskState(t) === "CACHED") note = "cached · not run";
           else if (t.startedAt && t.finishedAt) note = `${t.state.toLowerCase()} · ${duration(t.startedAt, t.finishedAt)}`;
           else note = (t.state || "pending").toLowerCase();
           if (kids && t) note += ` · ${kids} inside`;
-          graph.setState(p, t ? t.state : null, note);
+          graph.setState(p, t ? taskState(t) : null, note);
         });
       }
       const badgeSlot = document.getElementById("run-state");
@@ -565,6 +567,8 @@
       }
       const term = document.getElementById("terminate-run");
       if (term) term.hidden = !ACTIVE.has(state) || state === "CANCELING";
+      const retry = document.getElementById("retry-run");
+      if (retry) retry.hidden = state !== "FAILED" && state !== "CANCELED";
       const msg = document.getElementById("run-message");
       if (msg && st.message && (state === "FAILED" || state === "CANCELED")) {
         msg.textContent = st.message; msg.className = `alert ${state === "FAILED" ? "error" : "warn"}`; msg.hidden = false;
@@ -578,6 +582,8 @@
       if (selected) renderPanel(selected, false);
     }
 
+    showLevels(trailFor(""));
+
     async function poll() {
       try {
         run = await api("GET", `/api/v1/namespaces/${encodeURIComponent(ns)}/runs/${encodeURIComponent(name)}`);
@@ -585,9 +591,40 @@
       } catch (e) { /* keep the last picture; try again */ }
       if (ACTIVE.has((run.status || {}).state || "PENDING")) setTimeout(poll, POLL_MS);
     }
-    paint();
     if (ACTIVE.has((run.status || {}).state || "PENDING")) setTimeout(poll, POLL_MS);
 
+    const retry = document.getElementById("retry-run");
+    if (retry) {
+      retry.addEventListener("click", async () => {
+        retry.disabled = true;
+        const msg = document.getElementById("run-message");
+        try {
+          await api("POST", `/apis/v2beta1/runs/${encodeURIComponent(retry.dataset.runId)}:retry`, {});
+          msg.textContent = "Retrying: failed and canceled tasks run again, finished ones are kept.";
+          msg.className = "alert warn"; msg.hidden = false;
+          retry.hidden = true;
+          setTimeout(poll, 300);
+        } catch (e) {
+          msg.textContent = e.message; msg.className = "alert error"; msg.hidden = false;
+        }
+        retry.disabled = false;
+      });
+    }
+    const archive = document.getElementById("archive-run");
+    if (archive) {
+      archive.addEventListener("click", async () => {
+        archive.disabled = true;
+        const msg = document.getElementById("run-message");
+        try {
+          await api("POST", `/apis/v2beta1/runs/${encodeURIComponent(archive.dataset.runId)}:${archive.dataset.action}`, {});
+          window.location.reload();
+          return;
+        } catch (e) {
+          msg.textContent = e.message; msg.className = "alert error"; msg.hidden = false;
+        }
+        archive.disabled = false;
+      });
+    }
     const term = document.getElementById("terminate-run");
     if (term) {
       term.addEventListener("click", async () => {
@@ -607,10 +644,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", () => {
-    uploadForm();
     pipelineGraph();
-    createRunForm();
-    runsList();
     runPage();
   });
 })();
