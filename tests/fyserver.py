@@ -169,3 +169,11 @@ def require(condition: bool, what: str) -> None:
         if os.environ.get("CI"):
             pytest.fail(f"{what} is required in CI")
         pytest.skip(f"{what} is not available")
+
+
+def shared_mnist() -> Path:
+    """The real MNIST test set shipped beside the project (`../shared/datasets/mnist`, or
+    `$FLOWYARD_TEST_MNIST`): required in CI, a skip elsewhere when absent."""
+    folder = Path(os.environ.get("FLOWYARD_TEST_MNIST") or Path(__file__).resolve().parents[2] / "shared/datasets/mnist")
+    require((folder / "t10k-images-idx3-ubyte.gz").is_file(), f"the MNIST test data at {folder}")
+    return folder.resolve()

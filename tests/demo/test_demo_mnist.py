@@ -15,25 +15,19 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from fyserver import shared_mnist
 
-MNIST = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "mnist"
-
-
-def _samples() -> tuple[np.ndarray, list[int]]:
+def _samples(mnist: Path) -> tuple[np.ndarray, list[int]]:
     from PIL import Image
 
-    files = sorted((MNIST / "samples").glob("*.png"))
+    files = sorted((mnist / "samples").glob("*.png"))
     rows = [np.asarray(Image.open(f).convert("L"), dtype=np.float32).reshape(-1) / 255.0 for f in files]
     return np.stack(rows), [int(f.stem) for f in files]
 
 
 @pytest.fixture
 def data() -> Path:
-    if not (MNIST / "t10k-images-idx3-ubyte.gz").is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"the shared MNIST data is missing at {MNIST}")
-        pytest.skip(f"no MNIST data at {MNIST}")
-    return MNIST
+    return shared_mnist()
 
 
 def test_demo_trains_registers_serves_and_answers(server, data: Path) -> None:
@@ -56,7 +50,7 @@ def test_demo_trains_registers_serves_and_answers(server, data: Path) -> None:
         assert mv["spec"]["metrics"]["accuracy"] >= 0.9, mv["spec"]["metrics"]
 
         # the ten sample digits, through the gateway, in the TF-Serving form and in V2 form
-        x, labels = _samples()
+        x, labels = _samples(data)
         r = c.post("/serving/admin/mnist/v1/models/mnist:predict", json={"instances": x.tolist()})
         assert r.status_code == 200, r.text
         assert [int(p) for p in r.json()["predictions"]] == labels

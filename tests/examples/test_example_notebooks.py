@@ -18,20 +18,22 @@ import pytest
 from nbclient import NotebookClient
 
 from flowyard.notebooks.launch import write_kfp_context
+from fyserver import shared_mnist
 
 REPO = Path(__file__).resolve().parents[2]
-MNIST = REPO / ".." / "shared" / "datasets" / "mnist"
 NS = "admin"
 
 
-def run_notebook(name: str, srv, workspace: Path) -> str:
+def run_notebook(name: str, srv, workspace: Path, mnist: Path | None = None) -> str:
     """Execute examples/<name> in a kernel set up like a Flowyard notebook's; all its text output."""
     workspace.mkdir(parents=True, exist_ok=True)
     token = srv.token()
     write_kfp_context(workspace, NS, token)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWYARD_", "KF_", "JUPYTER_", "MNIST_"))}
     env.update({"HOME": str(workspace), "FLOWYARD_URL": srv.url, "FLOWYARD_TOKEN": token, "FLOWYARD_NAMESPACE": NS,
-                "KF_PIPELINES_ENDPOINT": srv.url, "MNIST_DATA": str(MNIST.resolve()), "JUPYTER_PREFER_ENV_PATH": "1"})
+                "KF_PIPELINES_ENDPOINT": srv.url, "JUPYTER_PREFER_ENV_PATH": "1"})
+    if mnist is not None:
+        env["MNIST_DATA"] = str(mnist)
     nb = nbformat.read(REPO / "examples" / name, as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{name}: outputs are stored"
     client = NotebookClient(nb, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(workspace)}})
@@ -50,9 +52,7 @@ def test_calc_pipeline_notebook(shared_server, tmp_path: Path) -> None:
 
 
 def test_mnist_notebook(shared_server, tmp_path: Path) -> None:
-    if not (MNIST / "t10k-images-idx3-ubyte.gz").is_file():
-        pytest.fail(f"the shared MNIST test data is missing: {MNIST}")
-    text = run_notebook("mnist.ipynb", shared_server, tmp_path / "home")
+    text = run_notebook("mnist.ipynb", shared_server, tmp_path / "home", shared_mnist())
     assert "MNIST from" in text and "training: (8000, 784) held out: (2000, 784)" in text, text  # not the 8x8 fallback
     accuracy = float(re.search(r"tracking run \S+: accuracy ([0-9.]+)", text).group(1))
     assert accuracy >= 0.9, text

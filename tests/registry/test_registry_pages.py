@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ui"))
-from test_dashboard import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, check_screenshot, root, session, watched_page  # noqa: E402,F401
+from test_dashboard import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, check_screenshot, log_in, root, session, watched_page  # noqa: E402,F401
 
 NS = "/api/v1/namespaces/admin"
 
@@ -52,11 +52,7 @@ def test_compare_and_alias_in_chromium(server, root, tmp_path: Path) -> None:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page, problems = watched_page(browser.new_context(viewport=VIEWPORT))
-            page.goto(server.url + "/login?next=/tracking")
-            page.get_by_label("User name").fill("admin")
-            page.get_by_label("Password").fill(root.ADMIN_PASSWORD)
-            page.get_by_role("button", name="Log in").click()
-            page.wait_for_url("**/tracking")
+            log_in(page, server.url + "/login?next=/tracking", "**/tracking")
             page.get_by_role("link", name="ui-exp").click()
             expect(page.locator("#runs-table tbody tr")).to_have_count(3)
             page.get_by_label("Filter").fill("metrics.acc > 0.8 OR params.lr IN (0.1)")

@@ -14,7 +14,7 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ui"))
-from test_dashboard import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, check_screenshot, root, watched_page  # noqa: E402,F401
+from test_dashboard import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, check_screenshot, log_in, root, watched_page  # noqa: E402,F401
 
 
 @pytest.mark.browser
@@ -29,11 +29,7 @@ def test_deploy_from_the_form_and_watch_it(server, root, tmp_path: Path) -> None
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page, problems = watched_page(browser.new_context(viewport=VIEWPORT))
-            page.goto(server.url + "/endpoints")
-            page.get_by_label("User name").fill("admin")
-            page.get_by_label("Password").fill(root.ADMIN_PASSWORD)
-            page.get_by_role("button", name="Log in").click()
-            page.wait_for_url(server.url + "/endpoints")
+            log_in(page, server.url + "/endpoints", server.url + "/endpoints")
             expect(page.locator("#endpoints-empty")).to_be_visible()
             page.locator("#new-endpoint").click()
             page.get_by_label("Name", exact=True).fill("digits")

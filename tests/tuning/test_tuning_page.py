@@ -10,6 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ui"))
 from katib import EXPERIMENTS, experiment, wait_done
 from test_dashboard import (  # noqa: F401
+    log_in,
     CHROMIUM,
     CHROMIUM_ARGS,
     VIEWPORT,
@@ -42,11 +43,7 @@ def test_tuning_pages(shared_server, root, tmp_path: Path) -> None:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page, problems = watched_page(browser.new_context(viewport=VIEWPORT))
-            page.goto(shared_server.url + "/login?next=/tuning/page%3Fns%3Dadmin")
-            page.get_by_label("User name").fill("admin")
-            page.get_by_label("Password").fill(root.ADMIN_PASSWORD)
-            page.get_by_role("button", name="Log in").click()
-            page.wait_for_url("**/tuning/page?ns=admin")
+            log_in(page, shared_server.url + "/login?next=/tuning/page%3Fns%3Dadmin", "**/tuning/page?ns=admin")
             expect(page.locator("#objective-plot circle")).to_have_count(8)
             expect(page.locator("#parallel-plot path.pc-line")).to_have_count(8)
             expect(page.locator("#parallel-plot path.pc-line.best")).to_have_count(1)

@@ -16,6 +16,7 @@ from types import ModuleType
 
 import httpx
 import pytest
+from fyserver import ADMIN_PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -124,6 +125,15 @@ def watched_page(context):  # type: ignore[no-untyped-def]
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
     return page, problems
+
+
+def log_in(page, url: str, lands_on: str) -> None:  # type: ignore[no-untyped-def]
+    """Open `url` (its login form shows), log in as admin and wait to land on `lands_on` (a URL glob)."""
+    page.goto(url)
+    page.get_by_label("User name").fill("admin")
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(lands_on)
 
 
 def check_screenshot(path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_dashboard import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, check_screenshot, root, session, watched_page  # noqa: F401
+from test_dashboard import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, check_screenshot, log_in, root, session, watched_page  # noqa: F401
 
 import kfp
 from kfp import compiler, dsl  # noqa: E402
@@ -161,11 +161,7 @@ def test_run_page_in_chromium(server, root, tmp_path: Path, package) -> None:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page, problems = watched_page(browser.new_context(viewport=VIEWPORT))
-            page.goto(server.url + "/login?next=/pipelines")
-            page.get_by_label("User name").fill("admin")
-            page.get_by_label("Password").fill(root.ADMIN_PASSWORD)
-            page.get_by_role("button", name="Log in").click()
-            page.wait_for_url("**/pipelines")
+            log_in(page, server.url + "/login?next=/pipelines", "**/pipelines")
 
             # an upload the server refuses shows its message inline
             bad = tmp_path / "bad.yaml"
@@ -253,11 +249,7 @@ def test_recurring_run_and_experiment_forms_in_chromium(server, root, tmp_path: 
         try:
             page, problems = watched_page(browser.new_context(viewport=VIEWPORT))
             page.on("dialog", lambda d: d.accept())
-            page.goto(server.url + "/login?next=/experiments")
-            page.get_by_label("User name").fill("admin")
-            page.get_by_label("Password").fill(root.ADMIN_PASSWORD)
-            page.get_by_role("button", name="Log in").click()
-            page.wait_for_url("**/experiments")
+            log_in(page, server.url + "/login?next=/experiments", "**/experiments")
 
             page.locator("#experiment-name").fill("nightly")
             page.get_by_role("button", name="Create").click()

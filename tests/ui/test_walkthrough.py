@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_dashboard import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, check_screenshot, root, watched_page  # noqa: F401
+from fyserver import shared_mnist
+from test_dashboard import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, check_screenshot, log_in, root, watched_page  # noqa: F401
 
-MNIST = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "mnist"
 TASKS = ("load-digits", "train", "evaluate", "register", "deploy")
 
 
@@ -23,7 +23,7 @@ def test_dashboard_after_the_mnist_demo(server, root, tmp_path: Path) -> None:
     except ImportError:
         root.require(False, "the playwright Python package")
     env = {**server.env, "FLOWYARD_URL": server.url, "FLOWYARD_TOKEN": server.token(), "HOME": str(tmp_path)}
-    demo = subprocess.run([sys.executable, "-m", "flowyard", "demo", "mnist", "--data", str(MNIST.resolve())],
+    demo = subprocess.run([sys.executable, "-m", "flowyard", "demo", "mnist", "--data", str(shared_mnist())],
                           env=env, capture_output=True, text=True, timeout=240)
     assert demo.returncode == 0, demo.stdout + demo.stderr
     with server.client() as c:
@@ -34,11 +34,7 @@ def test_dashboard_after_the_mnist_demo(server, root, tmp_path: Path) -> None:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page, problems = watched_page(browser.new_context(viewport=VIEWPORT))
-            page.goto(server.url + "/login?next=/")
-            page.get_by_label("User name").fill("admin")
-            page.get_by_label("Password").fill(root.ADMIN_PASSWORD)
-            page.get_by_role("button", name="Log in").click()
-            page.wait_for_url(server.url + "/")
+            log_in(page, server.url + "/login?next=/", server.url + "/")
             shoot(page, tmp_path / "walkthrough-home.png")
 
             # the run, reached through the menu: its graph, every task succeeded
