@@ -356,3 +356,31 @@ def test_terminate_cancels_running_tasks(tmp_path: Path) -> None:
             await close_platform(p)
 
     asyncio.run(main())
+
+
+def test_kfp_kubernetes_timeout_stops_the_task(tmp_path: Path) -> None:
+    """`kfp.kubernetes.set_timeout(task, 1)` compiles to the platform spec's activeDeadlineSeconds
+    (written here by hand: kfp-kubernetes is not a dependency); the task is stopped and fails."""
+    import asyncio
+    import time
+
+    from engine_helpers import NS, RUN, close_platform, compile_spec, drive, open_platform
+
+    spec = compile_spec(napping, tmp_path)
+    label = spec["root"]["dag"]["tasks"]["nap"]["componentRef"]["name"].replace("comp-", "exec-")
+    platform = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": {label: {"activeDeadlineSeconds": 1}}}}}}
+
+    async def main() -> None:
+        p = await open_platform(tmp_path / "home")
+        try:
+            run = p.store.create(RUN, NS, {"metadata": {"name": "run"}, "spec": {
+                "pipelineSpec": spec, "platformSpec": platform, "parameters": {"seconds": 60.0}}})
+            started = time.monotonic()
+            status = await drive(p, run)
+            assert time.monotonic() - started < 30
+            assert status["state"] == "FAILED", status
+            assert "exceeding its timeout of 1 s" in status["tasks"]["nap"]["message"], status["tasks"]["nap"]
+        finally:
+            await close_platform(p)
+
+    asyncio.run(main())

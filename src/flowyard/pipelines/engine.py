@@ -548,7 +548,8 @@ class _Run:
         wid = self.workload_id(path, entry["attempt"])
         try:
             spec = WorkloadSpec(id=wid, namespace=self.ns, command=argv, env=env, environment=environment,
-                                workdir=None, requests=requests, limits=limits, labels=labels, warm=warm)
+                                workdir=None, requests=requests, limits=limits, labels=labels, warm=warm,
+                                timeout=self.deadline(comp["executorLabel"]))
         except InvalidWorkload as e:
             raise _Fail(str(e)) from None
         entry.update(workload=wid, planned=planned, ioDir=str(io_dir), artifactPath=rel, environment=environment,
@@ -624,6 +625,16 @@ class _Run:
         if shutil.which(exe, path=search) is None:
             raise _Fail(f"the command {exe!r} cannot run here: no such executable in {where} or on the "
                         f"server's PATH (Flowyard runs container components locally, without the image {image})")
+
+    def deadline(self, executor: str) -> float | None:
+        """The task's time limit, as kfp-kubernetes' `set_timeout` records it (activeDeadlineSeconds)."""
+        platform = ((self.run["spec"].get("platformSpec") or {}).get("platforms") or {}).get("kubernetes") or {}
+        config = ((platform.get("deploymentSpec") or {}).get("executors") or {}).get(executor) or {}
+        seconds = config.get("activeDeadlineSeconds")
+        try:
+            return float(seconds) if seconds is not None and float(seconds) > 0 else None
+        except (TypeError, ValueError):
+            raise _Fail(f"activeDeadlineSeconds of {executor} must be a number of seconds, not {seconds!r}") from None
 
     def environment(self, image: str) -> str:
         """A Flowyard environment named like the image, else the platform's own interpreter."""
