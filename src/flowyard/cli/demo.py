@@ -51,7 +51,7 @@ def mnist(data: Path | None, namespace: str | None, framework: str, tune: bool, 
     if tune:
         params = _tune(c, ns, data_arg, trials, timeout)
     run = _run_pipeline(c, ns, {"data": data_arg, "framework": framework, "epochs": epochs, **params}, timeout)
-    _query(c, ns, run, data, samples)
+    _query(c, ns, run, samples)
     click.echo(f"done in {time.monotonic() - started:.0f} s — dashboard: {c.url}/runs")
 
 
@@ -125,18 +125,26 @@ def _tune(c: Any, ns: str, data: str, trials: int, timeout: float) -> dict[str, 
     return {"hidden": int(float(values["hidden"])), "alpha": float(values["alpha"])}
 
 
-def _query(c: Any, ns: str, run: Any, data: Path | None, samples: int) -> None:
-    """Send `samples` held-out digits to the endpoint (KServe V1 form) and print what it answers."""
+def _query(c: Any, ns: str, run: Any, samples: int) -> None:
+    """Send `samples` held-out digits (the run's own test set, from the artifact store) to the
+    endpoint in the KServe V1 form and print what it answers."""
+    import io
+
     import numpy as np
 
-    from flowyard.demo import mnist_data
-
-    digits = mnist_data.load(data, None, offline=True)
+    task = c.find_run(run.run_id, namespace=ns)["status"]["tasks"]["load-digits"]
+    test_set = task["outputs"]["artifacts"]["test_set"][0]
+    uri = str(test_set["uri"])  # <artifact store>/<ns>/runs/<run uid>/<task>/test_set (also when cached)
+    at = uri.rfind(f"/{ns}/runs/")
+    if at < 0:
+        raise FlowyardError(f"cannot find the held-out digits in the artifact store: {uri}")
+    with np.load(io.BytesIO(c.download(uri[at + len(ns) + 2:], namespace=ns))) as z:
+        x, y = z["x"][:samples], z["y"][:samples]
     path = f"/serving/{ns}/mnist/v1/models/mnist:predict"
-    x, y = digits.x_test[:samples], digits.y_test[:samples]
     answer = c.request("POST", path, json={"instances": x.tolist()})
     got = np.asarray(answer["predictions"]).reshape(-1).astype(int)
     click.echo(f"POST {c.url}{path}")
     click.echo(f"  expected  {' '.join(map(str, y.tolist()))}")
     click.echo(f"  predicted {' '.join(map(str, got.tolist()))}")
-    click.echo(f"  {int((got == y).sum())}/{len(y)} right ({(got == y).mean():.0%}); source: {digits.source}")
+    source = (test_set.get("metadata") or {}).get("source", "")
+    click.echo(f"  {int((got == y).sum())}/{len(y)} right ({(got == y).mean():.0%}); digits: {source}")

@@ -23,8 +23,7 @@ MODEL = "mnist"
 def load(data: str, out_train: str, out_test: str, rows: int | None = None) -> dict[str, Any]:
     """Find the digits (see `mnist_data.load`) and write both parts as .npz files (at most `rows`
     training rows when given)."""
-    home = os.environ.get("FLOWYARD_HOME")
-    datasets = Path(home) / "datasets" if home else Path.home() / ".flowyard" / "datasets"
+    datasets = Path(os.environ.get("FLOWYARD_DATASETS") or Path.home() / ".flowyard" / "datasets")
     d = mnist_data.load(Path(data) if data else None, datasets, offline=bool(os.environ.get("FLOWYARD_OFFLINE")))
     if rows:
         d.x_train, d.y_train = d.x_train[:rows], d.y_train[:rows]

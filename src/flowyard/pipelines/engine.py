@@ -540,6 +540,7 @@ class _Run:
             warm = []
             self.check_command(argv, image, environment)
         env = {"_KFP_RUNTIME": "true", "FLOWYARD_URL": self.p.settings.url, "FLOWYARD_NAMESPACE": self.ns,
+               "FLOWYARD_DATASETS": str(self.p.settings.home / "datasets"),
                **task_env(self.p, self.run)}  # FLOWYARD_RUN, FLOWYARD_TOKEN
         for var in container.get("env") or []:
             env[str(var.get("name"))] = str(var.get("value", ""))

@@ -202,6 +202,12 @@ class Client:
                     return obj
             raise
 
+    def download(self, path: str, namespace: str | None = None) -> bytes:
+        """An artifact's bytes, by its path in the namespace's artifact store (e.g. a task's `artifactPath`/output)."""
+        ns = namespace or self.namespace
+        with self._http.stream(f"/api/v1/namespaces/{ns}/artifacts/{path.lstrip('/')}") as response:
+            return response.read()
+
     def task_logs(self, run: str, task: str, follow: bool = False, tail: int | None = None,
                   namespace: str | None = None) -> Iterator[str]:
         """The log of one task of a pipeline run (its key in `status.tasks`), line by line."""
