@@ -177,6 +177,13 @@ class Accounts:
                 raise NotFound(f"token '{token_id}' not found")
         self._forget()
 
+    def revoke_named(self, name: str) -> int:
+        """Revoke every token called `name` (tokens the platform minted for one purpose); how many."""
+        with self.engine.begin() as conn:
+            count = conn.execute(delete(tokens).where(tokens.c.name == name)).rowcount
+        self._forget()
+        return count
+
     def authenticate_token(self, secret: str) -> Principal:
         cached = self._cache.get(secret)
         if cached and cached[0] > time.monotonic():

@@ -30,7 +30,7 @@ from flowyard.tuning import api as tuning_api
 from flowyard.tuning import controller as tuning
 from flowyard.serving import api as serving_api
 from flowyard.serving import controller as serving
-from flowyard.serving import grpc_front as serving_grpc
+from flowyard.serving import endpoints as serving_endpoints
 from flowyard.serving import pages as serving_pages
 from flowyard.serving import router as serving_router
 from flowyard.tracking import api as tracking_api
@@ -72,7 +72,10 @@ async def stop(p: Platform) -> None:
         await p.controllers.stop()
     if p.executor is not None:
         await p.executor.close(stop_workloads=not p.settings.keep_workloads)
-    await serving_grpc.close_all(p)
+    if serving_endpoints.table(p):  # grpcio is imported only once an endpoint has run
+        from flowyard.serving import grpc_front
+
+        await grpc_front.close_all(p)
     await proxy.close()
 
 

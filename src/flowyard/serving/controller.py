@@ -37,7 +37,7 @@ from flowyard.executor.errors import WorkloadActive, WorkloadNotFound
 from flowyard.kinds import Manifest
 from flowyard.namespaces import PROFILE
 from flowyard.platform import Platform
-from flowyard.serving import autoscale, grpc_front, metrics, replicas, storage, upstream
+from flowyard.serving import autoscale, metrics, replicas, storage, upstream
 from flowyard.serving.endpoints import Endpoint, Replica, Revision, serving_secret, table
 from flowyard.serving.kind import ALLOW_PUBLIC, FOLLOW_ALIAS, INFERENCE_SERVICE, PUBLIC, Predictor, predictor_of
 from flowyard.status import set_condition
@@ -96,13 +96,20 @@ def _public(p: Platform, obj: Manifest, st: dict[str, Any]) -> bool:
     return allowed
 
 
+def _grpc() -> Any:
+    """The gRPC front, imported on first use: grpcio costs start-up time a server without endpoints need not pay."""
+    from flowyard.serving import grpc_front
+
+    return grpc_front
+
+
 async def _endpoint(p: Platform, obj: Manifest) -> Endpoint:
     meta = obj["metadata"]
     key = (meta["namespace"], meta["name"])
     ep = table(p).get(key)
     if ep is None or ep.uid != meta["uid"]:
         if ep is not None:  # deleted and created again under the same name
-            await grpc_front.close(p, ep)
+            await _grpc().close(p, ep)
         ep = table(p)[key] = Endpoint(meta["namespace"], meta["name"], meta["uid"], serving_secret(p.session_key, meta["uid"]))
     return ep
 
@@ -156,7 +163,7 @@ def _forget(ep: Endpoint, rep: Replica) -> None:
     """Drop pooled connections to a replica on its way out."""
     if rep.http:
         upstream.forget(rep.http)
-    grpc_front.forget(ep, rep.grpc)
+    _grpc().forget(ep, rep.grpc)
 
 
 async def _stop(p: Platform, wid: str, remove: bool = True) -> None:
@@ -389,7 +396,7 @@ async def reconcile(p: Platform, obj: Manifest) -> dict[str, Any]:
     pred = predictor_of(obj["spec"])
     ep.timeout = pred.timeout
     ep.public = _public(p, obj, st)
-    st["grpcAddress"] = await grpc_front.ensure(p, ep, st.get("grpcAddress"))
+    st["grpcAddress"] = await _grpc().ensure(p, ep, st.get("grpcAddress"))
     revs: list[dict[str, Any]] = st.setdefault("revisions", [])
     try:
         want = await _resolve(p, obj, st, pred, ep)
@@ -509,7 +516,7 @@ async def finalize(p: Platform, namespace: str, name: str) -> None:
             timer.cancel()
         ep = table(p).pop((namespace, name), None)
         if ep is not None:
-            await grpc_front.close(p, ep)
+            await _grpc().close(p, ep)
             for rev in ep.revisions:
                 metrics.forget(namespace, name, rev)
     for w in p.executor.list(namespace):

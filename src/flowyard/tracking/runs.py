@@ -70,13 +70,7 @@ def revoke_tokens(p: Platform, namespace: str, uid: str) -> None:
     minted: dict[tuple[str, str, str], str] = p.extra.get("run_tokens", {})
     for key in [k for k in minted if k[:2] == (namespace, uid)]:
         minted.pop(key, None)
-    name = _token_name(namespace, uid)
-    for token in p.accounts.list_tokens(None):
-        if token["name"] == name:
-            try:
-                p.accounts.revoke_token(token["id"], None)
-            except NotFound:
-                pass
+    p.accounts.revoke_named(_token_name(namespace, uid))
 
 
 def _metrics_artifacts(entry: dict[str, Any]) -> dict[str, float]:

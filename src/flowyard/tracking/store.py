@@ -10,13 +10,13 @@ an upsert, so the compare view never scans the points.
 
 from __future__ import annotations
 
+import importlib
 import math
 import time
 import uuid
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from flowyard.errors import Invalid, NotFound
 from flowyard.platform import Platform
@@ -33,13 +33,18 @@ _EXPERIMENT_LABELS = ("pipelines.kubeflow.org/experiment-id", "katib.kubeflow.or
                       "flowyard.io/experiment")
 
 
+def _insert(engine: Engine, table: Any) -> Any:
+    """The engine's own dialect INSERT (SQLite's or PostgreSQL's), which has ON CONFLICT clauses;
+    its module is the one the engine loaded already."""
+    return importlib.import_module(f"sqlalchemy.dialects.{engine.dialect.name}").insert(table)
+
+
 def _upsert(engine: Engine, table: Any, rows: list[dict[str, Any]], keys: list[str], values: list[str],
             where: Any = None, conn: Any = None) -> None:
     """INSERT ... ON CONFLICT (keys) DO UPDATE (values), on SQLite and PostgreSQL alike."""
     if not rows:
         return
-    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table)
+    stmt = _insert(engine, table)
     stmt = stmt.on_conflict_do_update(index_elements=keys, set_={v: stmt.excluded[v] for v in values},
                                       where=where(stmt.excluded) if where is not None else None)
     conn.execute(stmt, rows)
@@ -49,8 +54,7 @@ def _note_keys(engine: Engine, conn: Any, run: dict[str, Any], kind: str, keys: 
     """Remember which metric/param names the run's experiment uses (the compare view's columns)."""
     rows = [{"namespace": run["namespace"], "experiment": run["experiment"], "kind": kind, "key": k} for k in set(keys)]
     if rows:
-        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-        conn.execute(dialect.insert(tracking_keys).on_conflict_do_nothing(), rows)
+        conn.execute(_insert(engine, tracking_keys).on_conflict_do_nothing(), rows)
 
 
 def _newer(excluded: Any) -> Any:
@@ -128,8 +132,7 @@ def register(p: Platform, obj: dict[str, Any]) -> dict[str, Any]:
     params = (obj.get("spec") or {}).get("parameters")
     engine = p.store.engine
     with engine.begin() as conn:
-        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-        done = conn.execute(dialect.insert(tracking_runs).values(**row).on_conflict_do_nothing()).rowcount
+        done = conn.execute(_insert(engine, tracking_runs).values(**row).on_conflict_do_nothing()).rowcount
         if done and isinstance(params, dict):
             given = {k: v for k, v in params.items() if v is not None}
             _write_params(engine, conn, meta["uid"], given)
